@@ -1,0 +1,149 @@
+// ddpm_eval: inspect and evaluate models.
+//   ddpm_eval info (--config FILE | --checkpoint FILE)
+//   ddpm_eval eps --checkpoint FILE --in IN.h5 --out OUT.h5
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "apps/cli.h"
+#include "core/common.h"
+#include "core/fs.h"
+#include "core/h5.h"
+#include "core/ops.h"
+#include "core/unet.h"
+#include "core/weights_io.h"
+
+namespace ddpm {
+namespace {
+
+constexpr const char* kUsage =
+    "usage: ddpm_eval COMMAND [options]\n\n"
+    "commands:\n"
+    "  info    parameter count, tensor count and forward GMACs of a model\n"
+    "  eps     the model's epsilon prediction for given x and t (to check a converted checkpoint)\n\n"
+    "Run 'ddpm_eval COMMAND --help' for the options of a command.\n";
+
+int cmd_info(int argc, char** argv) {
+  Cli cli("ddpm_eval info", "(--config FILE | --checkpoint FILE)",
+          "Prints the size of the model described by a YAML config (its model: section) or recorded in a weights "
+          "file or checkpoint.");
+  cli.option("config", "FILE", "YAML config with a model: section");
+  cli.option("checkpoint", "FILE", "weights file or training checkpoint (HDF5)");
+  cli.parse(argc, argv, 2);
+  if (cli.has("config") == cli.has("checkpoint")) input_error("give exactly one of --config and --checkpoint");
+  ModelConfig model;
+  std::string source;
+  if (cli.has("config")) {
+    source = cli.get("config");
+    if (!fs::exists(source)) input_error(source, ": no such file");
+    model = ModelConfig::from_yaml_text(fs::read_text(source), source);
+  } else {
+    source = cli.get("checkpoint");
+    model = read_model_config(h5::File::open_read(source));
+  }
+  UNet net(model);
+  std::printf("model: %s\n", source.c_str());
+  std::printf("resolution: %d\nch: %d\nch_mult: [", model.resolution, model.ch);
+  for (size_t i = 0; i < model.ch_mult.size(); ++i) std::printf("%s%d", i ? ", " : "", model.ch_mult[i]);
+  std::printf("]\nparameters: %lld\ntensors: %zu\nforward GMACs per image: %.3f\n",
+              static_cast<long long>(net.layout().num_parameters()), net.layout().params().size(),
+              static_cast<double>(net.macs_per_image()) * 1e-9);
+  return kExitOk;
+}
+
+int cmd_eps(int argc, char** argv) {
+  Cli cli("ddpm_eval eps", "--checkpoint FILE --in IN.h5 --out OUT.h5 [options]",
+          "Reads x (float32 [N,C,H,W]) and t (int32 or int64 [N]) from IN.h5 and writes the model's epsilon "
+          "prediction as eps (float32 [N,C,H,W], dropout off) to OUT.h5.");
+  cli.option("checkpoint", "FILE", "weights file or training checkpoint");
+  cli.option("in", "FILE", "HDF5 input with datasets x and t");
+  cli.option("out", "FILE", "HDF5 output (written atomically)");
+  cli.option("weights", "auto|params|ema", "which weights to use; auto takes ema when present", "auto");
+  cli.option("batch", "B", "images per forward pass", "16");
+  cli.option("threads", "T", "CPU threads (0: all cores)", "0");
+  cli.parse(argc, argv, 2);
+  const std::string ckpt = cli.require("checkpoint"), in_path = cli.require("in"), out_path = cli.require("out");
+  const int64_t batch = cli.get_int("batch");
+  if (batch < 1 || batch > 4096) input_error("--batch must be in [1, 4096]");
+
+  const h5::File wf = h5::File::open_read(ckpt);
+  const ModelConfig model = read_model_config(wf);
+  std::string group = cli.get("weights");
+  if (group == "auto") group = wf.has_group("ema") ? "ema" : "params";
+  if (group != "params" && group != "ema") input_error("--weights must be auto, params or ema");
+  UNet net(model);
+  HostFloats params = alloc_host_floats(net.layout().size());
+  read_param_group(wf, group, net.layout(), params.get());
+
+  const h5::File in = h5::File::open_read(in_path);
+  const h5::DatasetInfo xi = in.info("x"), ti = in.info("t");
+  const int R = model.resolution, C = model.in_channels;
+  if (xi.dtype != h5::DType::kFloat32) in.fail(cat("x has dtype ", h5::dtype_name(xi.dtype), ", expected float32"));
+  if (xi.shape.size() != 4 || xi.shape[1] != C || xi.shape[2] != R || xi.shape[3] != R) {
+    in.fail(cat("x has shape ", shape_to_string(xi.shape), ", expected [N, ", C, ", ", R, ", ", R, "]"));
+  }
+  const int64_t N = xi.shape[0];
+  if (ti.shape != std::vector<int64_t>{N}) in.fail(cat("t has shape ", shape_to_string(ti.shape), ", expected [", N, "]"));
+  std::vector<float> x(static_cast<size_t>(N) * C * R * R);
+  std::vector<int64_t> t_int(static_cast<size_t>(N));
+  in.read_f32("x", x.data(), static_cast<int64_t>(x.size()));
+  in.read_i64("t", t_int.data(), N);
+  for (int64_t i = 0; i < N; ++i) {
+    if (t_int[i] < 0 || t_int[i] > 1000000) in.fail(cat("t[", i, "] = ", t_int[i], " is out of range"));
+  }
+  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images\n", ckpt.c_str(), group.c_str(),
+               static_cast<long long>(N));
+
+  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
+  const int64_t in_img = static_cast<int64_t>(C) * R * R, out_img = static_cast<int64_t>(model.out_ch) * R * R;
+  std::vector<float> eps(static_cast<size_t>(N) * out_img);
+  for (int64_t start = 0; start < N; start += batch) {
+    const int n = static_cast<int>(std::min(batch, N - start));
+    net.prepare(*ops, n);
+    float* x_nhwc = ops->alloc(n * in_img);
+    float* e_nhwc = ops->alloc(n * out_img);
+    std::vector<float> t(n);
+    for (int i = 0; i < n; ++i) t[i] = static_cast<float>(t_int[start + i]);
+    ops->nchw_to_nhwc(x_nhwc, x.data() + start * in_img, n, C, R, R);
+    Pass ps;
+    ps.ops = ops.get();
+    ps.params = params.get();
+    ps.N = n;
+    net.forward(ps, e_nhwc, x_nhwc, t.data());
+    ops->nhwc_to_nchw(eps.data() + start * out_img, e_nhwc, n, model.out_ch, R, R);
+    ops->release(x_nhwc);
+    ops->release(e_nhwc);
+  }
+
+  const std::string tmp = out_path + ".tmp";
+  try {
+    h5::File out = h5::File::create(tmp);
+    out.write_f32("eps", eps.data(), {N, model.out_ch, R, R});
+    out.close();
+  } catch (...) {
+    unlink(tmp.c_str());
+    throw;
+  }
+  fs::commit(tmp, out_path);
+  return kExitOk;
+}
+
+}  // namespace
+}  // namespace ddpm
+
+int main(int argc, char** argv) {
+  return ddpm::run_app("ddpm_eval", [&]() -> int {
+    const std::string cmd = argc > 1 ? argv[1] : "";
+    if (cmd == "info") return ddpm::cmd_info(argc, argv);
+    if (cmd == "eps") return ddpm::cmd_eps(argc, argv);
+    if (cmd == "--help" || cmd == "-h" || cmd == "help") {
+      std::cout << ddpm::kUsage;
+      return 0;
+    }
+    std::cerr << ddpm::kUsage;
+    if (cmd.empty()) ddpm::input_error("no command given");
+    ddpm::input_error("unknown command '", cmd, "'");
+  });
+}

@@ -1,0 +1,99 @@
+#include "core/cpu/cpu_ops.h"
+
+#include <omp.h>
+#include <xmmintrin.h>
+
+#include <cstring>
+
+#include "core/common.h"
+#include "core/params.h"
+
+namespace ddpm {
+
+void enable_flush_denormals() {
+  // MXCSR bit 15: flush to zero, bit 6: denormals are zero.
+  _mm_setcsr(_mm_getcsr() | 0x8040);
+#pragma omp parallel
+  { _mm_setcsr(_mm_getcsr() | 0x8040); }
+}
+
+void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
+  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta,
+                                      C, ldc);
+  DDPM_CHECK(st == dnnl_success, "dnnl_sgemm failed with status ", static_cast<int>(st));
+}
+
+CpuOps::CpuOps(int threads) : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+  if (threads > 0) omp_set_num_threads(threads);
+  enable_flush_denormals();
+}
+
+std::unique_ptr<Ops> make_cpu_ops(int threads) { return std::make_unique<CpuOps>(threads); }
+
+float* CpuOps::alloc(int64_t n) { return alloc_host_floats(n).release(); }
+
+void CpuOps::release(float* p) { std::free(p); }
+
+void CpuOps::zero(float* p, int64_t n) {
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += 4096) std::memset(p + i, 0, sizeof(float) * std::min<int64_t>(4096, n - i));
+}
+
+void CpuOps::copy(float* dst, const float* src, int64_t n) {
+  if (dst == src) return;
+#pragma omp parallel for schedule(static)
+  for (int64_t i = 0; i < n; i += 4096) std::memcpy(dst + i, src + i, sizeof(float) * std::min<int64_t>(4096, n - i));
+}
+
+float* CpuOps::scratch(int slot, int64_t n) {
+  if (static_cast<int>(scratch_.size()) <= slot) scratch_.resize(slot + 1);
+  Scratch& s = scratch_[slot];
+  if (s.n < n) {
+    std::free(s.p);
+    s.p = alloc_host_floats(n).release();
+    s.n = n;
+  }
+  return s.p;
+}
+
+void CpuOps::add_inplace(float* dst, const float* src, int64_t n) {
+#pragma omp parallel for simd schedule(static)
+  for (int64_t i = 0; i < n; ++i) dst[i] += src[i];
+}
+
+void CpuOps::concat_channels(float* out, const float* a, const float* b, int64_t M, int Ca, int Cb) {
+  const int C = Ca + Cb;
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    std::memcpy(out + m * C, a + m * Ca, sizeof(float) * Ca);
+    std::memcpy(out + m * C + Ca, b + m * Cb, sizeof(float) * Cb);
+  }
+}
+
+void CpuOps::split_channels(float* da, float* db, const float* dout, int64_t M, int Ca, int Cb) {
+  const int C = Ca + Cb;
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    std::memcpy(da + m * Ca, dout + m * C, sizeof(float) * Ca);
+    std::memcpy(db + m * Cb, dout + m * C + Ca, sizeof(float) * Cb);
+  }
+}
+
+void CpuOps::nchw_to_nhwc(float* out, const float* in, int N, int C, int H, int W) {
+  const int64_t HW = static_cast<int64_t>(H) * W;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int n = 0; n < N; ++n)
+    for (int64_t p = 0; p < HW; ++p)
+      for (int c = 0; c < C; ++c) out[(n * HW + p) * C + c] = in[(static_cast<int64_t>(n) * C + c) * HW + p];
+}
+
+void CpuOps::nhwc_to_nchw(float* out, const float* in, int N, int C, int H, int W) {
+  const int64_t HW = static_cast<int64_t>(H) * W;
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c)
+      for (int64_t p = 0; p < HW; ++p) out[(static_cast<int64_t>(n) * C + c) * HW + p] = in[(n * HW + p) * C + c];
+}
+
+}  // namespace ddpm

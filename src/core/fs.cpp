@@ -1,0 +1,92 @@
+#include "core/fs.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <fstream>
+#include <sstream>
+
+#include "core/common.h"
+
+namespace ddpm::fs {
+
+bool exists(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0;
+}
+
+bool is_dir(const std::string& path) {
+  struct stat st;
+  return stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+std::string dirname(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  if (slash == std::string::npos) return ".";
+  if (slash == 0) return "/";
+  return path.substr(0, slash);
+}
+
+std::string basename(const std::string& path) {
+  const size_t slash = path.find_last_of('/');
+  return slash == std::string::npos ? path : path.substr(slash + 1);
+}
+
+std::string join(const std::string& a, const std::string& b) {
+  if (a.empty() || b.empty() || b[0] == '/') return a.empty() ? b : (b.empty() ? a : b);
+  return a.back() == '/' ? a + b : a + "/" + b;
+}
+
+void make_dirs(const std::string& path) {
+  if (path.empty() || is_dir(path)) return;
+  make_dirs(dirname(path));
+  if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
+    input_error(path, ": cannot create the directory (", std::strerror(errno), ")");
+  }
+}
+
+void fsync_path(const std::string& path) {
+  const int fd = open(path.c_str(), O_RDONLY);
+  if (fd < 0) input_error(path, ": cannot open for fsync (", std::strerror(errno), ")");
+  const int rc = fsync(fd);
+  const int err = errno;
+  close(fd);
+  // Some file systems refuse fsync on directories (EINVAL); the data is still safe.
+  if (rc != 0 && err != EINVAL) input_error(path, ": fsync failed (", std::strerror(err), ")");
+}
+
+void commit(const std::string& tmp, const std::string& final_path) {
+  fsync_path(tmp);
+  if (rename(tmp.c_str(), final_path.c_str()) != 0) {
+    input_error(final_path, ": cannot rename ", tmp, " into place (", std::strerror(errno), ")");
+  }
+  fsync_path(dirname(final_path));
+}
+
+void write_text_atomic(const std::string& path, const std::string& content) {
+  const std::string tmp = path + ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
+    out << content;
+    out.flush();
+    if (!out) {
+      out.close();
+      unlink(tmp.c_str());
+      input_error(path, ": cannot write (disk full?)");
+    }
+  }
+  commit(tmp, path);
+}
+
+std::string read_text(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) input_error(path, ": cannot read the file");
+  std::ostringstream os;
+  os << in.rdbuf();
+  return os.str();
+}
+
+}  // namespace ddpm::fs

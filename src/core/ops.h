@@ -1,0 +1,137 @@
+// The backend interface: every computation the model, the diffusion process and the
+// optimizer run goes through Ops, implemented by the CPU (src/core/cpu, oneDNN and
+// plain C++) and CUDA (src/core/cuda) backends. Pointers are backend memory.
+//
+// Activations are NHWC ([N, H, W, C], channels fastest): a 1x1 convolution is then a
+// plain matrix product, GroupNorm reads contiguous groups, and both oneDNN and cuDNN
+// run their fastest convolutions on it. Parameters keep PyTorch shapes (see params.h).
+//
+// Argument order follows one rule: outputs, saved values, inputs, weights, sizes.
+// Parameter gradients accumulate (+=). Activation gradients assign unless the call
+// takes `accumulate` (residual paths and tensors with two consumers).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace ddpm {
+
+// A 2-D convolution of NHWC tensors, weights OIHW [O, C, K, K], bias [O].
+struct ConvSpec {
+  int N = 0, H = 0, W = 0, C = 0;  // input
+  int O = 0, K = 3, stride = 1;
+  int pad_top = 1, pad_left = 1, pad_bottom = 1, pad_right = 1;
+  int out_h() const { return (H + pad_top + pad_bottom - K) / stride + 1; }
+  int out_w() const { return (W + pad_left + pad_right - K) / stride + 1; }
+  bool operator==(const ConvSpec& o) const {
+    return N == o.N && H == o.H && W == o.W && C == o.C && O == o.O && K == o.K && stride == o.stride &&
+           pad_top == o.pad_top && pad_left == o.pad_left && pad_bottom == o.pad_bottom && pad_right == o.pad_right;
+  }
+};
+
+// One convolution layer: the backend builds its primitives once for the spec and keeps
+// the weights in its preferred layout, reordered again only when (w, version) changes.
+class Conv2d {
+ public:
+  virtual ~Conv2d() = default;
+  // out [N, Ho, Wo, O] (+= when accumulate) = conv(in [N, H, W, C], w) + b
+  virtual void forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
+                       uint64_t w_version) = 0;
+  // din [N, H, W, C] (skipped when null; += when accumulate), dw [O,C,K,K] +=, db [O] +=
+  virtual void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
+                        const float* w, uint64_t w_version) = 0;
+  const ConvSpec& spec() const { return spec_; }
+
+ protected:
+  explicit Conv2d(const ConvSpec& spec) : spec_(spec) {}
+  ConvSpec spec_;
+};
+
+// Dropout is keyed, not stateful: the mask of example n, element e is a function of
+// (seed, layer, step, example_base + n, e), so backward recomputes it and every rank
+// count draws the same masks.
+struct DropoutKey {
+  uint64_t seed = 0;
+  uint32_t layer = 0;
+  uint32_t step = 0;
+  uint32_t example_base = 0;
+};
+
+class Ops {
+ public:
+  virtual ~Ops() = default;
+  virtual const char* name() const = 0;
+
+  // --- memory ---------------------------------------------------------------------
+  virtual float* alloc(int64_t n) = 0;  // zero-filled
+  virtual void release(float* p) = 0;
+  virtual void zero(float* p, int64_t n) = 0;
+  virtual void copy(float* dst, const float* src, int64_t n) = 0;
+  virtual void upload(float* dst, const float* host, int64_t n) = 0;
+  virtual void download(float* host, const float* src, int64_t n) = 0;
+  virtual void synchronize() = 0;
+
+  // --- layers ---------------------------------------------------------------------
+  virtual std::unique_ptr<Conv2d> make_conv2d(const ConvSpec& spec) = 0;
+
+  // out [M, O] (+= when accumulate) = in [M, C] · w[O, C]^T + b[O]   (linear layers and 1x1 convs)
+  virtual void linear_forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
+                              int64_t M, int C, int O) = 0;
+  // din [M, C] (null: skip; += when accumulate), dw [O, C] +=, db [O] +=
+  virtual void linear_backward(float* din, bool accumulate, float* dw, float* db, const float* dout,
+                               const float* in, const float* w, int64_t M, int C, int O) = 0;
+
+  // GroupNorm over [N, HW, C] with G groups (eps 1e-6), optionally followed by swish.
+  // mean, rstd [N, G] are saved for backward.
+  virtual void groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w,
+                                 const float* b, int N, int HW, int C, int G, bool with_swish) = 0;
+  // din [N, HW, C] (+= when accumulate), dw, db [C] +=
+  virtual void groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout,
+                                  const float* in, const float* mean, const float* rstd, const float* w,
+                                  const float* b, int N, int HW, int C, int G, bool with_swish) = 0;
+
+  // swish(x) = x * sigmoid(x), elementwise over n values
+  virtual void swish_forward(float* out, const float* in, int64_t n) = 0;
+  virtual void swish_backward(float* din, const float* dout, const float* in, int64_t n) = 0;
+
+  // x [N, per_example] *= mask / (1 - p), in place (forward and backward alike)
+  virtual void dropout_apply(float* x, float p, const DropoutKey& key, int N, int64_t per_example) = 0;
+
+  // x [N, HW, C] += bias[N, C] broadcast over HW (the time embedding projection)
+  virtual void add_channel_bias(float* x, const float* bias, int N, int HW, int C) = 0;
+  // dbias [N, C] = sum over HW of dx [N, HW, C]
+  virtual void sum_over_hw(float* dbias, const float* dx, int N, int HW, int C) = 0;
+
+  // out [N, 2H, 2W, C] = nearest-neighbour x2 of in [N, H, W, C]; backward sums 2x2
+  virtual void upsample2x_forward(float* out, const float* in, int N, int H, int W, int C) = 0;
+  virtual void upsample2x_backward(float* din, const float* dout, int N, int H, int W, int C) = 0;
+  // out [N, H/2, W/2, C] = 2x2 mean of in [N, H, W, C]; din (+= when accumulate)
+  virtual void avgpool2x_forward(float* out, const float* in, int N, int H, int W, int C) = 0;
+  virtual void avgpool2x_backward(float* din, bool accumulate, const float* dout, int N, int H, int W, int C) = 0;
+
+  // out [M, Ca + Cb] = [a [M, Ca] | b [M, Cb]] along channels; backward splits (assigns)
+  virtual void concat_channels(float* out, const float* a, const float* b, int64_t M, int Ca, int Cb) = 0;
+  virtual void split_channels(float* da, float* db, const float* dout, int64_t M, int Ca, int Cb) = 0;
+
+  // dst[i] += src[i] (or dst = src + dst2 forms are composed from this)
+  virtual void add_inplace(float* dst, const float* src, int64_t n) = 0;
+
+  // Single-head attention per image: p [N, L, L] = softmax(q k^T * C^-1/2) over keys,
+  // a [N, L, C] = p v, with q, k, v [N, L, C] (L = H*W).
+  virtual void attention_forward(float* a, float* p, const float* q, const float* k, const float* v, int N, int L,
+                                 int C) = 0;
+  virtual void attention_backward(float* dq, float* dk, float* dv, const float* da, const float* p, const float* q,
+                                  const float* k, const float* v, int N, int L, int C) = 0;
+
+  // out [N, dim] = [sin(t f) | cos(t f)], f_i = exp(-ln(10000) i / (dim/2 - 1))
+  virtual void timestep_embedding(float* out, const float* t, int N, int dim) = 0;
+
+  // Layout changes at the model's boundary: NCHW <-> NHWC.
+  virtual void nchw_to_nhwc(float* out, const float* in, int N, int C, int H, int W) = 0;
+  virtual void nhwc_to_nchw(float* out, const float* in, int N, int C, int H, int W) = 0;
+};
+
+// The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default.
+std::unique_ptr<Ops> make_cpu_ops(int threads = 0);
+
+}  // namespace ddpm

@@ -1,0 +1,93 @@
+// Counter-based randomness: Philox4x32-10 (Salmon et al., "Parallel random numbers:
+// as easy as 1, 2, 3", SC'11). Every random number in ddpm is a pure function of
+// (seed, purpose, step, global example index, element), so the noise, timesteps,
+// dropout masks and flips do not depend on the number of ranks, and a resumed run
+// needs no hidden generator state.
+#pragma once
+
+#include <array>
+#include <cmath>
+#include <cstdint>
+
+namespace ddpm {
+
+using u32x4 = std::array<uint32_t, 4>;
+using u32x2 = std::array<uint32_t, 2>;
+
+// What a stream of random numbers is for; part of every counter so streams never
+// overlap.
+enum class Purpose : uint32_t {
+  kInit = 1,       // parameter initialisation (index: fnv1a32 of the parameter name)
+  kDropout = 2,    // dropout masks (sub-id: layer index)
+  kTimestep = 3,   // t ~ U{0..T-1} per example
+  kNoise = 4,      // eps ~ N(0, I) per example
+  kFlip = 5,       // random horizontal flips per example
+  kPermute = 6,    // data permutation per epoch
+  kSample = 7,     // sampler noise
+  kTest = 8,       // test fixtures (golden weights)
+};
+
+inline uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {
+  uint64_t p = static_cast<uint64_t>(a) * b;
+  *hi = static_cast<uint32_t>(p >> 32);
+  return static_cast<uint32_t>(p);
+}
+
+// The Philox4x32 bijection with 10 rounds.
+inline u32x4 philox4x32_10(u32x4 ctr, u32x2 key) {
+  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
+  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
+  for (int round = 0; round < 10; ++round) {
+    uint32_t hi0, hi1;
+    uint32_t lo0 = mulhilo32(kM0, ctr[0], &hi0);
+    uint32_t lo1 = mulhilo32(kM1, ctr[2], &hi1);
+    ctr = {hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0};
+    key[0] += kW0;
+    key[1] += kW1;
+  }
+  return ctr;
+}
+
+inline u32x2 philox_key(uint64_t seed) {
+  return {static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32)};
+}
+
+// Counter layout: {block, index, step, purpose << 24 | sub_id}. `index` is the global
+// example index (or another caller-defined stream index), `block` counts groups of
+// four outputs within that stream.
+inline u32x4 philox_counter(Purpose purpose, uint32_t sub_id, uint32_t step, uint32_t index,
+                            uint32_t block) {
+  return {block, index, step, (static_cast<uint32_t>(purpose) << 24) | (sub_id & 0xFFFFFFu)};
+}
+
+// Uniform in [0, 1) with 24 random bits: exact in float32.
+inline float uniform01(uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
+
+// Uniform in (0, 1]: safe for log().
+inline float uniform01_open0(uint32_t bits) {
+  return static_cast<float>((bits >> 8) + 1) * (1.0f / 16777216.0f);
+}
+
+// Two standard normals from two 32-bit draws (Box-Muller), computed in double so the
+// result does not depend on the float libm.
+inline void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
+  const double u1 = (static_cast<double>(a >> 8) + 1.0) * (1.0 / 16777216.0);
+  const double u2 = static_cast<double>(b >> 8) * (1.0 / 16777216.0);
+  const double r = std::sqrt(-2.0 * std::log(u1));
+  const double th = 6.283185307179586 * u2;
+  *z0 = static_cast<float>(r * std::cos(th));
+  *z1 = static_cast<float>(r * std::sin(th));
+}
+
+// Fills out[0..n) with N(0,1) draws of stream (purpose, sub_id, step, index).
+void normal_fill(float* out, int64_t n, uint64_t seed, Purpose purpose, uint32_t sub_id,
+                 uint32_t step, uint32_t index);
+
+// FNV-1a 32-bit hash: turns a parameter name into a stream id.
+inline uint32_t fnv1a32(const char* s) {
+  uint32_t h = 2166136261u;
+  for (; *s; ++s) h = (h ^ static_cast<unsigned char>(*s)) * 16777619u;
+  return h;
+}
+
+}  // namespace ddpm
