@@ -26,7 +26,8 @@ class UNet {
   int64_t macs_per_image() const;  // forward multiply-accumulates
 
   // Binds the backend and the per-rank batch: builds the primitives and plans the
-  // activations. Cheap when nothing changed; call before every pass.
+  // activations. Cheap when nothing changed; call before every pass. The Ops must
+  // outlive the model (its memory and primitives belong to the backend).
   void prepare(Ops& ops, int N);
   int batch() const { return N_; }
 

@@ -1,0 +1,42 @@
+# Sourced by the launch scripts: installs the Debian packages ddpm needs, and only
+# those missing (quiet and quick when everything is there). Needs root or sudo.
+DDPM_PACKAGES=(
+  build-essential cmake ninja-build pkg-config git
+  libdnnl-dev libhdf5-dev libyaml-cpp-dev libboost-test-dev
+  libopenmpi-dev openmpi-bin
+  libpng-dev libjpeg-dev libwebp-dev liblmdb-dev zlib1g-dev
+  python3 python3-numpy python3-h5py python3-yaml python3-torch
+  libopenblas0-pthread
+)
+
+ddpm_missing_packages() {
+  local missing=() p
+  for p in "${DDPM_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  echo "${missing[@]}"
+}
+
+ddpm_ensure_packages() {
+  local missing
+  missing=$(ddpm_missing_packages)
+  [ -z "$missing" ] && return 0
+  echo "installing Debian packages: $missing"
+  local sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get update -qq
+  # shellcheck disable=SC2086
+  $sudo env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null
+  missing=$(ddpm_missing_packages)
+  if [ -n "$missing" ]; then
+    echo "error: could not install: $missing" >&2
+    return 1
+  fi
+}
+
+# Configures and builds into $1 (default: build) with every core.
+ddpm_build() {
+  local dir=${1:-build}
+  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
+  cmake --build "$dir" -j "$(nproc)"
+}

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The README's test command: installs whatever Debian packages are missing, builds
+# everything with CMake and runs every ctest suite (labels: unit, mpi, gpu, e2e).
+#   bash launch/test.sh            all tests
+#   bash launch/test.sh -L unit    only one label (any ctest arguments pass through)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+source launch/deps.sh
+ddpm_ensure_packages
+ddpm_build build
+ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"

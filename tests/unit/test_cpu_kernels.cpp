@@ -1,0 +1,272 @@
+// The CPU backend's fast kernels (oneDNN convolutions, sgemm-based linear and
+// attention, vectorised GroupNorm and exp) against plain loops in double precision, on
+// the shapes the cifar10 and 256x256 models use.
+#define BOOST_TEST_MODULE cpu_kernels
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <memory>
+
+#include "core/cpu/cpu_ops.h"
+#include "core/cpu/vec_math.h"
+#include "gradcheck.h"
+
+using namespace ddpm;
+using test::random_vector;
+
+namespace {
+
+Ops& ops() {
+  static std::unique_ptr<Ops> o = make_cpu_ops();
+  return *o;
+}
+
+double rel_error(const std::vector<float>& got, const std::vector<double>& want) {
+  double d = 0, n = 0;
+  for (size_t i = 0; i < got.size(); ++i) {
+    d += (got[i] - want[i]) * (got[i] - want[i]);
+    n += want[i] * want[i];
+  }
+  return std::sqrt(d / std::max(n, 1e-300));
+}
+
+// out [N, Ho, Wo, O] of an NHWC convolution with OIHW weights, in double.
+std::vector<double> conv_reference(const ConvSpec& s, const std::vector<float>& x, const std::vector<float>& w,
+                                   const std::vector<float>& b) {
+  const int Ho = s.out_h(), Wo = s.out_w();
+  std::vector<double> out(static_cast<size_t>(s.N) * Ho * Wo * s.O);
+  for (int n = 0; n < s.N; ++n)
+    for (int oy = 0; oy < Ho; ++oy)
+      for (int ox = 0; ox < Wo; ++ox)
+        for (int o = 0; o < s.O; ++o) {
+          double acc = b[o];
+          for (int ky = 0; ky < s.K; ++ky)
+            for (int kx = 0; kx < s.K; ++kx) {
+              const int iy = oy * s.stride + ky - s.pad_top, ix = ox * s.stride + kx - s.pad_left;
+              if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
+              const float* px = &x[((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C];
+              for (int c = 0; c < s.C; ++c) acc += double(px[c]) * w[((static_cast<size_t>(o) * s.C + c) * s.K + ky) * s.K + kx];
+            }
+          out[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.O + o] = acc;
+        }
+  return out;
+}
+
+ConvSpec conv3x3(int N, int HW, int C, int O) {
+  ConvSpec s;
+  s.N = N, s.H = s.W = HW, s.C = C, s.O = O;
+  return s;
+}
+
+ConvSpec downsample(int N, int HW, int C) {
+  ConvSpec s = conv3x3(N, HW, C, C);
+  s.stride = 2, s.pad_top = s.pad_left = 0, s.pad_bottom = s.pad_right = 1;
+  return s;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(conv_forward_matches_plain_loops_on_model_shapes) {
+  const ConvSpec shapes[] = {
+      conv3x3(2, 32, 3, 128),   // cifar10 conv_in
+      conv3x3(2, 32, 128, 128), // cifar10 level 0
+      conv3x3(1, 16, 128, 256), // cifar10 level 1 conv1
+      downsample(2, 32, 128),   // cifar10 downsample
+      conv3x3(2, 8, 256, 256),  // cifar10 levels 2-3
+      conv3x3(2, 32, 128, 3),   // conv_out
+      conv3x3(1, 64, 128, 128), // 256x256 model level 2 (64x64)
+      conv3x3(1, 8, 512, 512),  // 256x256 model level 5 (8x8)
+      downsample(1, 16, 256),   // 256x256 model downsample 16 -> 8
+  };
+  uint32_t stream = 100;
+  for (const ConvSpec& s : shapes) {
+    BOOST_TEST_CONTEXT("N" << s.N << " " << s.H << "x" << s.W << " " << s.C << "->" << s.O << " stride " << s.stride) {
+      auto x = random_vector(int64_t{s.N} * s.H * s.W * s.C, ++stream);
+      auto w = random_vector(int64_t{s.O} * s.C * 9, ++stream, 0.05f), b = random_vector(s.O, ++stream);
+      auto conv = ops().make_conv2d(s);
+      std::vector<float> out(static_cast<size_t>(s.N) * s.out_h() * s.out_w() * s.O);
+      conv->forward(out.data(), false, x.data(), w.data(), b.data(), 1);
+      const std::vector<double> want = conv_reference(s, x, w, b);
+      BOOST_TEST(rel_error(out, want) < 1e-5);
+      // accumulate: out += conv(x)
+      std::vector<float> acc(out.size(), 0.5f);
+      conv->forward(acc.data(), true, x.data(), w.data(), b.data(), 1);
+      std::vector<double> want_acc(want);
+      for (double& v : want_acc) v += 0.5;
+      BOOST_TEST(rel_error(acc, want_acc) < 1e-5);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conv_backward_matches_plain_loops) {
+  for (const ConvSpec& s : {conv3x3(2, 8, 64, 32), downsample(2, 8, 32)}) {
+    const int Ho = s.out_h(), Wo = s.out_w();
+    auto x = random_vector(int64_t{s.N} * s.H * s.W * s.C, 7), w = random_vector(int64_t{s.O} * s.C * 9, 8);
+    auto dy = random_vector(int64_t{s.N} * Ho * Wo * s.O, 9);
+    std::vector<double> dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0), db_ref(s.O, 0.0);
+    for (int n = 0; n < s.N; ++n)
+      for (int oy = 0; oy < Ho; ++oy)
+        for (int ox = 0; ox < Wo; ++ox)
+          for (int o = 0; o < s.O; ++o) {
+            const double g = dy[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.O + o];
+            db_ref[o] += g;
+            for (int ky = 0; ky < 3; ++ky)
+              for (int kx = 0; kx < 3; ++kx) {
+                const int iy = oy * s.stride + ky - s.pad_top, ix = ox * s.stride + kx - s.pad_left;
+                if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
+                for (int c = 0; c < s.C; ++c) {
+                  const size_t xi = ((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C + c;
+                  const size_t wi = ((static_cast<size_t>(o) * s.C + c) * 3 + ky) * 3 + kx;
+                  dx_ref[xi] += g * w[wi];
+                  dw_ref[wi] += g * x[xi];
+                }
+              }
+          }
+    auto conv = ops().make_conv2d(s);
+    std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(s.O, 0.0f);
+    conv->backward(dx.data(), false, dw.data(), db.data(), dy.data(), x.data(), w.data(), 1);
+    BOOST_TEST(rel_error(dx, dx_ref) < 1e-5);
+    BOOST_TEST(rel_error(dw, dw_ref) < 1e-5);
+    BOOST_TEST(rel_error(db, db_ref) < 1e-5);
+    // Parameter gradients accumulate; din accumulates when asked.
+    std::vector<float> dx2(x.size(), 1.0f);
+    conv->backward(dx2.data(), true, dw.data(), db.data(), dy.data(), x.data(), w.data(), 1);
+    for (double& v : dx_ref) v += 1.0;
+    for (double& v : dw_ref) v *= 2.0;
+    for (double& v : db_ref) v *= 2.0;
+    BOOST_TEST(rel_error(dx2, dx_ref) < 1e-5);
+    BOOST_TEST(rel_error(dw, dw_ref) < 1e-5);
+    BOOST_TEST(rel_error(db, db_ref) < 1e-5);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(conv_reorders_weights_only_when_they_change) {
+  const ConvSpec s = conv3x3(1, 4, 32, 32);
+  auto x = random_vector(16 * 32, 1), w = random_vector(32 * 32 * 9, 2), b = random_vector(32, 3);
+  auto conv = ops().make_conv2d(s);
+  std::vector<float> a(16 * 32), c(16 * 32);
+  conv->forward(a.data(), false, x.data(), w.data(), b.data(), 5);
+  w[0] += 1.0f;  // same version: the cached layout is used (documented contract)
+  conv->forward(c.data(), false, x.data(), w.data(), b.data(), 5);
+  BOOST_TEST(a == c);
+  conv->forward(c.data(), false, x.data(), w.data(), b.data(), 6);  // new version: picked up
+  BOOST_TEST(a != c);
+}
+
+BOOST_AUTO_TEST_CASE(linear_matches_plain_loops) {
+  const int M = 100, C = 64, O = 48;
+  auto x = random_vector(M * C, 1), w = random_vector(O * C, 2), b = random_vector(O, 3);
+  std::vector<float> out(M * O);
+  ops().linear_forward(out.data(), false, x.data(), w.data(), b.data(), M, C, O);
+  std::vector<double> want(M * O);
+  for (int m = 0; m < M; ++m)
+    for (int o = 0; o < O; ++o) {
+      double acc = b[o];
+      for (int c = 0; c < C; ++c) acc += double(x[m * C + c]) * w[o * C + c];
+      want[m * O + o] = acc;
+    }
+  BOOST_TEST(rel_error(out, want) < 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(attention_matches_plain_softmax) {
+  const int N = 2, L = 64, C = 32;
+  auto q = random_vector(N * L * C, 1, 2.0f), k = random_vector(N * L * C, 2, 2.0f), v = random_vector(N * L * C, 3);
+  std::vector<float> a(N * L * C), p(N * L * L);
+  ops().attention_forward(a.data(), p.data(), q.data(), k.data(), v.data(), N, L, C);
+  std::vector<double> want(a.size());
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < L; ++i) {
+      std::vector<double> s(L);
+      double mx = -1e300, sum = 0;
+      for (int j = 0; j < L; ++j) {
+        double d = 0;
+        for (int c = 0; c < C; ++c) d += double(q[(n * L + i) * C + c]) * k[(n * L + j) * C + c];
+        s[j] = d / std::sqrt(double(C));
+        mx = std::max(mx, s[j]);
+      }
+      for (double& x : s) sum += (x = std::exp(x - mx));
+      for (int c = 0; c < C; ++c) {
+        double acc = 0;
+        for (int j = 0; j < L; ++j) acc += s[j] / sum * v[(n * L + j) * C + c];
+        want[(n * L + i) * C + c] = acc;
+      }
+    }
+  BOOST_TEST(rel_error(a, want) < 1e-6);
+}
+
+BOOST_AUTO_TEST_CASE(groupnorm_matches_plain_loops) {
+  const int N = 2, HW = 64, C = 128, G = 32, Cg = C / G;
+  auto x = random_vector(N * HW * C, 1, 3.0f), w = random_vector(C, 2), b = random_vector(C, 3);
+  for (float& v : x) v += 5.0f;  // a large mean: the variance must not cancel badly
+  std::vector<float> out(x.size()), mean(N * G), rstd(N * G);
+  for (bool swish : {false, true}) {
+    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, HW, C, G, swish);
+    std::vector<double> want(x.size());
+    for (int n = 0; n < N; ++n)
+      for (int g = 0; g < G; ++g) {
+        double s = 0, s2 = 0;
+        for (int p = 0; p < HW; ++p)
+          for (int c = g * Cg; c < (g + 1) * Cg; ++c) s += x[(n * HW + p) * C + c];
+        const double mu = s / (HW * Cg);
+        for (int p = 0; p < HW; ++p)
+          for (int c = g * Cg; c < (g + 1) * Cg; ++c) s2 += std::pow(x[(n * HW + p) * C + c] - mu, 2);
+        const double rs = 1.0 / std::sqrt(s2 / (HW * Cg) + 1e-6);
+        for (int p = 0; p < HW; ++p)
+          for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
+            const double y = (x[(n * HW + p) * C + c] - mu) * rs * w[c] + b[c];
+            want[(n * HW + p) * C + c] = swish ? y / (1.0 + std::exp(-y)) : y;
+          }
+      }
+    BOOST_TEST(rel_error(out, want) < 1e-6);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(fast_exp_is_accurate) {
+  double worst = 0;
+  for (double x = -87.0; x <= 88.0; x += 0.00137) {
+    const double want = std::exp(static_cast<double>(static_cast<float>(x)));
+    worst = std::max(worst, std::fabs(expf_fast(static_cast<float>(x)) - want) / want);
+  }
+  BOOST_TEST(worst < 3e-7);  // about 2.5 ulp of float32
+  BOOST_TEST(expf_fast(-200.0f) >= 0.0f);
+  BOOST_TEST(std::isfinite(expf_fast(200.0f)));
+}
+
+BOOST_AUTO_TEST_CASE(dropout_masks_do_not_depend_on_how_the_batch_is_split) {
+  const int N = 4;
+  const int64_t per = 1000;
+  std::vector<float> whole(N * per, 1.0f), halves(N * per, 1.0f);
+  const DropoutKey key{11, 2, 30, 0};
+  ops().dropout_apply(whole.data(), 0.25f, key, N, per);
+  DropoutKey second = key;
+  second.example_base = 2;
+  ops().dropout_apply(halves.data(), 0.25f, key, 2, per);
+  ops().dropout_apply(halves.data() + 2 * per, 0.25f, second, 2, per);
+  BOOST_TEST(whole == halves);
+  int kept = 0;
+  for (float v : whole) {
+    BOOST_TEST((v == 0.0f || std::fabs(v - 1.0f / 0.75f) < 1e-6f));
+    kept += v != 0.0f;
+  }
+  BOOST_TEST(std::fabs(kept / double(N * per) - 0.75) < 0.03);
+  std::vector<float> other_step(N * per, 1.0f);
+  DropoutKey next = key;
+  next.step = 31;
+  ops().dropout_apply(other_step.data(), 0.25f, next, N, per);
+  BOOST_TEST(other_step != whole);
+}
+
+BOOST_AUTO_TEST_CASE(timestep_embedding_matches_formula) {
+  const int N = 3, dim = 128;
+  const std::vector<float> t{0.0f, 17.0f, 999.0f};
+  std::vector<float> out(N * dim);
+  ops().timestep_embedding(out.data(), t.data(), N, dim);
+  std::vector<double> want(out.size());
+  for (int n = 0; n < N; ++n)
+    for (int i = 0; i < dim / 2; ++i) {
+      const double arg = t[n] * std::exp(-std::log(10000.0) * i / (dim / 2 - 1));
+      want[n * dim + i] = std::sin(arg);
+      want[n * dim + dim / 2 + i] = std::cos(arg);
+    }
+  BOOST_TEST(rel_error(out, want) < 1e-5);
+}

@@ -1,0 +1,156 @@
+// The U-Net's structure (parameter counts of the paper, names and shapes of the
+// pytorch_diffusion port), its initialisation, and per-example independence.
+#define BOOST_TEST_MODULE model
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+
+#include "core/config.h"
+#include "core/cpu/cpu_ops.h"
+#include "core/unet.h"
+#include "gradcheck.h"
+
+using namespace ddpm;
+
+namespace {
+ModelConfig shipped(const std::string& name) {
+  return load_config(std::string(DDPM_SOURCE_DIR) + "/configs/" + name + ".yaml").model;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(parameter_counts_are_the_papers) {
+  const UNet cifar(shipped("cifar10"));
+  BOOST_TEST(cifar.layout().num_parameters() == 35746307);
+  BOOST_TEST(cifar.layout().params().size() == 328u);
+  for (const char* name : {"celebahq256", "lsun_church256", "lsun_bedroom256", "lsun_cat256"}) {
+    BOOST_TEST_CONTEXT(name) {
+      const UNet net(shipped(name));
+      BOOST_TEST(net.layout().num_parameters() == 113673219);
+      BOOST_TEST(net.layout().params().size() == 450u);
+    }
+  }
+  const UNet large(shipped("lsun_bedroom256_large"));  // "about 256M" in the paper
+  BOOST_TEST(std::abs(large.layout().num_parameters() - 256e6) < 1e6);
+}
+
+BOOST_AUTO_TEST_CASE(names_and_shapes_follow_pytorch_diffusion) {
+  const UNet net(shipped("cifar10"));
+  const ParamLayout& L = net.layout();
+  const std::vector<std::pair<std::string, std::vector<int64_t>>> expected = {
+      {"temb.dense.0.weight", {512, 128}},
+      {"temb.dense.1.bias", {512}},
+      {"conv_in.weight", {128, 3, 3, 3}},
+      {"down.0.block.0.norm1.weight", {128}},
+      {"down.0.block.1.conv2.weight", {128, 128, 3, 3}},
+      {"down.0.downsample.conv.weight", {128, 128, 3, 3}},
+      {"down.1.block.0.nin_shortcut.weight", {256, 128, 1, 1}},
+      {"down.1.attn.1.q.weight", {256, 256, 1, 1}},
+      {"down.1.block.0.temb_proj.weight", {256, 512}},
+      {"mid.block_1.conv1.weight", {256, 256, 3, 3}},
+      {"mid.attn_1.proj_out.bias", {256}},
+      {"up.0.block.0.conv1.weight", {128, 384, 3, 3}},
+      {"up.0.block.2.nin_shortcut.weight", {128, 256, 1, 1}},
+      {"up.1.attn.2.norm.bias", {256}},
+      {"up.3.upsample.conv.weight", {256, 256, 3, 3}},
+      {"norm_out.weight", {128}},
+      {"conv_out.weight", {3, 128, 3, 3}},
+  };
+  for (const auto& [name, shape] : expected) {
+    BOOST_TEST_CONTEXT(name) {
+      const ParamInfo* p = L.find(name);
+      BOOST_TEST_REQUIRE(p != nullptr);
+      BOOST_TEST(p->shape == shape);
+    }
+  }
+  BOOST_TEST(L.find("up.0.upsample.conv.weight") == nullptr);  // level 0 does not upsample
+  BOOST_TEST(L.find("down.3.downsample.conv.weight") == nullptr);
+  BOOST_TEST(L.params().front().name == "temb.dense.0.weight");  // state_dict order
+  BOOST_TEST(L.params().back().name == "conv_out.bias");
+  for (const ParamInfo& p : L.params()) BOOST_TEST(p.offset % ParamLayout::kParamAlign == 0);
+}
+
+BOOST_AUTO_TEST_CASE(initialisation_follows_the_reference) {
+  const UNet net(shipped("cifar10"));
+  const ParamLayout& L = net.layout();
+  HostFloats a = alloc_host_floats(L.size()), b = alloc_host_floats(L.size()), c = alloc_host_floats(L.size());
+  init_params(L, a.get(), 1);
+  init_params(L, b.get(), 1);
+  init_params(L, c.get(), 2);
+  BOOST_TEST(std::equal(a.get(), a.get() + L.size(), b.get()));
+  BOOST_TEST(!std::equal(a.get(), a.get() + L.size(), c.get()));
+  for (const ParamInfo& p : L.params()) {
+    const float* w = a.get() + p.offset;
+    double mx = 0, s2 = 0;
+    for (int64_t i = 0; i < p.numel; ++i) {
+      mx = std::max(mx, std::fabs(static_cast<double>(w[i])));
+      s2 += double(w[i]) * w[i];
+    }
+    BOOST_TEST_CONTEXT(p.name) {
+      switch (p.init) {
+        case InitKind::kBias:
+        case InitKind::kNormBias:
+          BOOST_TEST(mx == 0.0);
+          break;
+        case InitKind::kNormWeight:
+          BOOST_TEST((w[0] == 1.0f && w[p.numel - 1] == 1.0f));
+          break;
+        case InitKind::kWeight: {
+          // U(-limit, limit): max close to the limit, std = limit / sqrt(3)
+          const double limit = fan_avg_uniform_limit(p.shape, 1.0);
+          BOOST_TEST(mx <= static_cast<float>(limit));
+          BOOST_TEST(mx > 0.9 * limit);
+          BOOST_TEST(std::sqrt(s2 / p.numel) == limit / std::sqrt(3.0), boost::test_tools::tolerance(0.1));
+          break;
+        }
+        case InitKind::kZeroWeight:
+          BOOST_TEST(mx <= static_cast<float>(fan_avg_uniform_limit(p.shape, 1e-10)));
+          BOOST_TEST(mx > 0.0);
+          break;
+      }
+    }
+  }
+  // The layers that end a residual branch start near zero (DESIGN: scale 1e-10).
+  for (const char* name : {"down.0.block.0.conv2.weight", "mid.attn_1.proj_out.weight", "conv_out.weight"}) {
+    BOOST_TEST((L.at(name).init == InitKind::kZeroWeight));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(examples_do_not_interact) {
+  // GroupNorm and attention are per example: a batch of 3 gives each image the output
+  // it gets alone, and the result is deterministic.
+  ModelConfig cfg = shipped("tiny");
+  auto ops = make_cpu_ops();  // outlives the model (UNet::prepare)
+  UNet net(cfg);
+  HostFloats params = alloc_host_floats(net.layout().size());
+  init_params(net.layout(), params.get(), 3);
+  // Give the zero-initialised layers real weights so that every path contributes.
+  for (const ParamInfo& p : net.layout().params()) {
+    if (p.init != InitKind::kZeroWeight) continue;
+    auto v = test::random_vector(p.numel, static_cast<uint32_t>(p.offset), 0.05f);
+    std::copy(v.begin(), v.end(), params.get() + p.offset);
+  }
+  const int R = cfg.resolution, C = cfg.in_channels;
+  const int64_t img = int64_t{R} * R * C;
+  auto x = test::random_vector(3 * img, 9);
+  const std::vector<float> t{5.0f, 500.0f, 999.0f};
+  Pass ps;
+  ps.ops = ops.get(), ps.params = params.get();
+  std::vector<float> batch_out(3 * img), again(3 * img), single(img);
+  net.prepare(*ops, 3);
+  ps.N = 3;
+  net.forward(ps, batch_out.data(), x.data(), t.data());
+  net.forward(ps, again.data(), x.data(), t.data());
+  BOOST_TEST(batch_out == again);
+  net.prepare(*ops, 1);
+  ps.N = 1;
+  for (int n = 0; n < 3; ++n) {
+    net.forward(ps, single.data(), x.data() + n * img, &t[n]);
+    double d = 0, s = 0;
+    for (int64_t i = 0; i < img; ++i) {
+      d += std::pow(single[i] - batch_out[n * img + i], 2);
+      s += std::pow(single[i], 2);
+    }
+    BOOST_TEST(s > 0);
+    BOOST_TEST(std::sqrt(d / s) < 1e-5);
+  }
+}
