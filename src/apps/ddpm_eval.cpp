@@ -73,6 +73,8 @@ int cmd_eps(int argc, char** argv) {
   std::string group = cli.get("weights");
   if (group == "auto") group = wf.has_group("ema") ? "ema" : "params";
   if (group != "params" && group != "ema") input_error("--weights must be auto, params or ema");
+  // The backend must outlive the model: ~UNet releases its activation arena through it.
+  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
   UNet net(model);
   HostFloats params = alloc_host_floats(net.layout().size());
   read_param_group(wf, group, net.layout(), params.get());
@@ -96,7 +98,6 @@ int cmd_eps(int argc, char** argv) {
   std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images\n", ckpt.c_str(), group.c_str(),
                static_cast<long long>(N));
 
-  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
   const int64_t in_img = static_cast<int64_t>(C) * R * R, out_img = static_cast<int64_t>(model.out_ch) * R * R;
   std::vector<float> eps(static_cast<size_t>(N) * out_img);
   for (int64_t start = 0; start < N; start += batch) {

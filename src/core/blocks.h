@@ -65,6 +65,7 @@ class ResBlock {
   // dx (+= when accumulate) and dtemb_act (+=) from dout; parameter gradients +=
   void backward(const Pass& ps, float* dx, bool accumulate, float* dtemb_act, const float* dout);
   int64_t macs() const;
+  int64_t first_param() const { return norm1_.w; }  // lowest offset of its parameters
   int in_ch() const { return in_ch_; }
   int out_ch() const { return out_ch_; }
 
@@ -93,6 +94,7 @@ class AttnBlock {
   void forward(const Pass& ps, float* out, const float* x);
   void backward(const Pass& ps, float* dx, bool accumulate, const float* dout);
   int64_t macs() const;
+  int64_t first_param() const { return norm_.w; }
 
  private:
   int ch_, L_;
@@ -113,6 +115,7 @@ class Downsample {
   void forward(const Pass& ps, float* out, const float* x);
   void backward(const Pass& ps, float* dx, bool accumulate, const float* dout);
   int64_t macs() const;
+  int64_t first_param() const { return conv_.w; }  // -1 without parameters
 
  private:
   int ch_, H_, W_;
@@ -131,6 +134,7 @@ class Upsample {
   // dx is assigned (the input has one consumer).
   void backward(const Pass& ps, float* dx, const float* dout);
   int64_t macs() const;
+  int64_t first_param() const { return conv_.w; }  // -1 without parameters
 
  private:
   int ch_, H_, W_;

@@ -289,6 +289,14 @@ void ModelConfig::validate(const std::string& source) const {
   for (int m : ch_mult) require(m >= 1 && m <= 64, source, "model.ch_mult", cat("multipliers must be in [1, 64], got ", m));
   require(num_res_blocks >= 0 && num_res_blocks <= 64, source, "model.num_res_blocks",
           cat("must be in [0, 64], got ", num_res_blocks));
+  if (num_res_blocks == 0) {
+    // No block changes the channel count on the way down, so the up path's skip
+    // channels only line up when every level but the last keeps the base width.
+    for (size_t i = 0; i + 1 < ch_mult.size(); ++i) {
+      require(ch_mult[i] == 1, source, "model.ch_mult",
+              "with num_res_blocks 0 every level but the last must have multiplier 1");
+    }
+  }
   const int downsamples = static_cast<int>(ch_mult.size()) - 1;
   require(resolution % (1 << downsamples) == 0, source, "model.resolution",
           cat(resolution, " is not divisible by 2^", downsamples, " (one halving per level after the first)"));
@@ -342,7 +350,7 @@ void DiffusionConfig::validate(const std::string& source) const {
           "diffusion.beta_schedule", cat("unknown schedule '", beta_schedule, "'"));
   require(beta_start > 0 && beta_start < 1, source, "diffusion.beta_start", "must be in (0, 1)");
   require(beta_end > 0 && beta_end < 1, source, "diffusion.beta_end", "must be in (0, 1)");
-  require(num_timesteps >= 1 && num_timesteps <= 100000, source, "diffusion.num_timesteps", "must be in [1, 100000]");
+  require(num_timesteps >= 2 && num_timesteps <= 100000, source, "diffusion.num_timesteps", "must be in [2, 100000]");
   require(one_of(model_mean_type, {"eps", "xstart", "xprev"}), source, "diffusion.model_mean_type",
           cat("must be eps, xstart or xprev, got '", model_mean_type, "'"));
   require(one_of(model_var_type, {"fixedlarge", "fixedsmall"}), source, "diffusion.model_var_type",

@@ -3,6 +3,7 @@
 #include <H5PLpublic.h>
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <mutex>
 
@@ -111,7 +112,11 @@ File File::open_read(const std::string& path) {
   return f;
 }
 
-File File::create(const std::string& path) {
+File File::create(const std::string& path) { return create_with(path, false); }
+
+File File::create_checksummed(const std::string& path) { return create_with(path, true); }
+
+File File::create_with(const std::string& path, bool checksummed) {
   init();
   Lock lock(h5_mutex());
   File f;
@@ -119,6 +124,7 @@ File File::create(const std::string& path) {
   f.writable_ = true;
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
+  if (checksummed) H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_LATEST);
   hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
   if (id < 0) input_error(path, ": cannot create the file (directory missing or not writable?)");
   f.file_ = Handle(id, H5Fclose);
@@ -358,6 +364,17 @@ void File::write_attr_str(const std::string& obj, const std::string& name, const
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
   const char* p = value.c_str();
   write_attr(*this, obj, name, type.get(), &p);
+}
+
+void File::write_attr_str_fixed(const std::string& obj, const std::string& name, const std::string& value) {
+  Lock lock(h5_mutex());
+  Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
+  H5Tset_size(type.get(), value.empty() ? 1 : value.size());
+  H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
+  H5Tset_cset(type.get(), H5T_CSET_UTF8);
+  std::string padded = value;
+  padded.resize(std::max<size_t>(value.size(), 1), '\0');
+  write_attr(*this, obj, name, type.get(), padded.data());
 }
 
 void File::write_attr_i64(const std::string& obj, const std::string& name, int64_t value) {

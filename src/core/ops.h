@@ -57,6 +57,21 @@ struct DropoutKey {
   uint32_t example_base = 0;
 };
 
+// One Adam step on a flat span (PyTorch's torch.optim.Adam update), fused with the
+// gradient scale and the EMA. The host (core/optim.h) fills it once per step:
+//   g = grad * grad_scale
+//   m = beta1 m + (1 - beta1) g,   v = beta2 v + (1 - beta2) g²
+//   param -= lr / bias_correction1 * m / (sqrt(v) / bias_correction2_sqrt + eps)
+//   ema += (1 - ema_decay) (param - ema)          (when ema is not null)
+struct AdamStep {
+  double lr = 0.0;  // this step's learning rate (after warm-up)
+  double beta1 = 0.9, beta2 = 0.999, eps = 1e-8;
+  double bias_correction1 = 1.0;       // 1 - beta1^step
+  double bias_correction2_sqrt = 1.0;  // sqrt(1 - beta2^step)
+  double grad_scale = 1.0;             // clip factor x gradient averaging
+  double ema_decay = 0.9999;
+};
+
 class Ops {
  public:
   virtual ~Ops() = default;
@@ -129,6 +144,14 @@ class Ops {
   // Layout changes at the model's boundary: NCHW <-> NHWC.
   virtual void nchw_to_nhwc(float* out, const float* in, int N, int C, int H, int W) = 0;
   virtual void nhwc_to_nchw(float* out, const float* in, int N, int C, int H, int W) = 0;
+
+  // --- optimizer ------------------------------------------------------------------
+  // sum of x[i]² in double, in a fixed order (fixed-size chunks, partial sums added in
+  // chunk order): the same bits for any thread count or timing.
+  virtual double sum_squares(const float* x, int64_t n) = 0;
+  // The Adam + EMA update of AdamStep over n elements, in place; ema may be null.
+  virtual void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
+                               const AdamStep& s) = 0;
 };
 
 // The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default.

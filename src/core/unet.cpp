@@ -24,11 +24,15 @@ UNet::UNet(const ModelConfig& cfg) : cfg_(cfg), temb_ch_(4 * cfg.ch) {
   in_ch_mult.insert(in_ch_mult.end(), cfg.ch_mult.begin(), cfg.ch_mult.end());
   uint32_t layer_id = 0;
 
+  // Parameters are registered in the order the forward pass uses them, so backward
+  // finishes their gradients from the end of the flat buffer towards its start: the
+  // gradient all-reduce can send the tail while backward still runs (dist/). Names,
+  // not positions, identify them everywhere else.
   dense0_.add(layout_, "temb.dense.0", cfg.ch, temb_ch_, false, InitKind::kWeight);
   dense1_.add(layout_, "temb.dense.1", temb_ch_, temb_ch_, false, InitKind::kWeight);
   conv_in_.add(layout_, "conv_in", cfg.in_channels, cfg.ch, InitKind::kWeight);
 
-  // Down path; the channels of every skip tensor are recorded to check the up path.
+  // Down path; the channels of every skip tensor are recorded for the up path.
   std::vector<int> skip_ch{cfg.ch};
   int res = cfg.resolution, block_in = cfg.ch;
   down_.resize(L);
@@ -41,10 +45,8 @@ UNet::UNet(const ModelConfig& cfg) : cfg_(cfg), temb_ch_(4 * cfg.ch) {
       lv.blocks.emplace_back(layout_, name("down", i, "block", j), block_in, block_out, temb_ch_, res, res, dropout,
                              layer_id++);
       block_in = block_out;
+      if (has_attention(cfg, res)) lv.attns.emplace_back(layout_, name("down", i, "attn", j), block_in, res, res);
       skip_ch.push_back(block_in);
-    }
-    if (has_attention(cfg, res)) {
-      for (int j = 0; j < nrb; ++j) lv.attns.emplace_back(layout_, name("down", i, "attn", j), block_in, res, res);
     }
     if (i != L - 1) {
       lv.down = std::make_unique<Downsample>(layout_, cat("down.", i, ".downsample"), block_in, res, res,
@@ -60,44 +62,29 @@ UNet::UNet(const ModelConfig& cfg) : cfg_(cfg), temb_ch_(4 * cfg.ch) {
   mid_block2_ = std::make_unique<ResBlock>(layout_, "mid.block_2", block_in, block_in, temb_ch_, res, res, dropout,
                                            layer_id++);
 
-  // Up path: channels are worked out in the order the data flows (deepest level
-  // first), then the levels are registered as up.0, up.1, ... like the state_dict.
-  struct BlockPlan {
-    int in, out;
-  };
-  std::vector<std::vector<BlockPlan>> plans(L);
-  std::vector<int> level_res(L), level_out(L);
+  // Up path, deepest level first; up.0 is the full-resolution level.
+  up_.resize(L);
   for (int i = L - 1; i >= 0; --i) {
+    Level& lv = up_[i];
+    lv.res = res;
     const int block_out = cfg.ch * cfg.ch_mult[i];
     for (int j = 0; j <= nrb; ++j) {
       const int skip = skip_ch.back();
       skip_ch.pop_back();
       const int expected = j == nrb ? cfg.ch * in_ch_mult[i] : cfg.ch * cfg.ch_mult[i];
       DDPM_CHECK(skip == expected, "skip channel bookkeeping");
-      plans[i].push_back({block_in + skip, block_out});
+      lv.blocks.emplace_back(layout_, name("up", i, "block", j), block_in + skip, block_out, temb_ch_, res, res,
+                             dropout, layer_id++);
       block_in = block_out;
-    }
-    level_res[i] = res;
-    level_out[i] = block_out;
-    if (i != 0) res *= 2;
-  }
-  DDPM_CHECK(skip_ch.empty(), "every skip tensor is consumed");
-  up_.resize(L);
-  for (int i = 0; i < L; ++i) {
-    Level& lv = up_[i];
-    lv.res = level_res[i];
-    for (int j = 0; j <= nrb; ++j) {
-      lv.blocks.emplace_back(layout_, name("up", i, "block", j), plans[i][j].in, plans[i][j].out, temb_ch_, lv.res,
-                             lv.res, dropout, layer_id++);
-    }
-    if (has_attention(cfg, lv.res)) {
-      for (int j = 0; j <= nrb; ++j) lv.attns.emplace_back(layout_, name("up", i, "attn", j), level_out[i], lv.res, lv.res);
+      if (has_attention(cfg, res)) lv.attns.emplace_back(layout_, name("up", i, "attn", j), block_in, res, res);
     }
     if (i != 0) {
-      lv.up = std::make_unique<Upsample>(layout_, cat("up.", i, ".upsample"), level_out[i], lv.res, lv.res,
+      lv.up = std::make_unique<Upsample>(layout_, cat("up.", i, ".upsample"), block_in, res, res,
                                          cfg.resamp_with_conv);
+      res *= 2;
     }
   }
+  DDPM_CHECK(skip_ch.empty(), "every skip tensor is consumed");
   norm_out_.add(layout_, "norm_out", block_in);
   conv_out_.add(layout_, "conv_out", block_in, cfg.out_ch, InitKind::kZeroWeight);
 }
@@ -288,11 +275,14 @@ void UNet::forward(const Pass& ps, float* eps, const float* x, const float* t) {
   conv_out_.op->forward(eps, false, head_h_, ps.p(conv_out_.w), ps.p(conv_out_.b), ps.version);
 }
 
-void UNet::backward(const Pass& ps, const float* d_eps) {
+void UNet::backward(const Pass& ps, const float* d_eps, const GradReadyFn& ready) {
   DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "UNet::prepare() was not called for this batch");
   Ops& ops = *ps.ops;
   const int N = ps.N, L = static_cast<int>(cfg_.ch_mult.size()), nrb = cfg_.num_res_blocks, R = cfg_.resolution;
   ops.zero(dtemb_act_, static_cast<int64_t>(N) * temb_ch_);
+  auto done = [&](int64_t first_param) {
+    if (ready && first_param >= 0) ready(first_param);
+  };
 
   float* grad = grad_a_;   // gradient of the current tensor of the chain
   float* other = grad_b_;  // where the next one goes
@@ -300,6 +290,7 @@ void UNet::backward(const Pass& ps, const float* d_eps) {
                          ps.version);
   ops.groupnorm_backward(grad, false, ps.g(norm_out_.w), ps.g(norm_out_.b), other, head_in_, head_mean_, head_rstd_,
                          ps.p(norm_out_.w), ps.p(norm_out_.b), N, R * R, norm_out_.ch, kGroups, true);
+  done(norm_out_.w);
 
   // Up path in reverse: level 0 first, blocks last to first.
   size_t popped = skips_.size() - static_cast<size_t>(L) * (nrb + 1);  // skip index of the last pop
@@ -309,14 +300,17 @@ void UNet::backward(const Pass& ps, const float* d_eps) {
     if (lv.up) {
       lv.up->backward(ps, other, grad);
       std::swap(grad, other);
+      done(lv.up->first_param());
     }
     for (int j = nrb; j >= 0; --j) {
       if (!lv.attns.empty()) {
         lv.attns[j].backward(ps, other, false, grad);
         std::swap(grad, other);
+        done(lv.attns[j].first_param());
       }
       ResBlock& b = lv.blocks[j];
       b.backward(ps, grad_cat_, false, dtemb_act_, grad);
+      done(b.first_param());
       const Skip& s = skips_[popped++];
       ops.split_channels(other, s.grad, grad_cat_, M, b.in_ch() - s.ch, s.ch);
       std::swap(grad, other);
@@ -326,10 +320,13 @@ void UNet::backward(const Pass& ps, const float* d_eps) {
 
   mid_block2_->backward(ps, other, false, dtemb_act_, grad);
   std::swap(grad, other);
+  done(mid_block2_->first_param());
   mid_attn_->backward(ps, other, false, grad);
   std::swap(grad, other);
+  done(mid_attn_->first_param());
   size_t k = skips_.size() - 1;
   mid_block1_->backward(ps, skips_[k].grad, true, dtemb_act_, grad);
+  done(mid_block1_->first_param());
 
   // Down path in reverse: every skip's gradient is complete (its up-path consumer ran
   // first) when its producer's backward runs, which accumulates into its input's.
@@ -338,15 +335,18 @@ void UNet::backward(const Pass& ps, const float* d_eps) {
     if (lv.down) {
       lv.down->backward(ps, skips_[k - 1].grad, true, skips_[k].grad);
       --k;
+      done(lv.down->first_param());
     }
     for (int j = nrb - 1; j >= 0; --j) {
       const float* dout = skips_[k].grad;
       if (!lv.attns.empty()) {
         lv.attns[j].backward(ps, other, false, dout);
         dout = other;
+        done(lv.attns[j].first_param());
       }
       lv.blocks[j].backward(ps, skips_[k - 1].grad, true, dtemb_act_, dout);
       --k;
+      done(lv.blocks[j].first_param());
     }
   }
   DDPM_CHECK(k == 0, "skip bookkeeping in the down path");
@@ -360,6 +360,7 @@ void UNet::backward(const Pass& ps, const float* d_eps) {
   ops.swish_backward(dtemb_, da0_, t0_, nt);
   ops.linear_backward(nullptr, false, ps.g(dense0_.w), ps.g(dense0_.b), dtemb_, emb_, ps.p(dense0_.w), N, cfg_.ch,
                       temb_ch_);
+  done(0);
 }
 
 }  // namespace ddpm

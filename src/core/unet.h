@@ -4,6 +4,7 @@
 // the pytorch_diffusion port names them; activations are NHWC.
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <vector>
 
@@ -34,8 +35,12 @@ class UNet {
   // eps [N, R, R, out_ch] from x [N, R, R, in_channels] and t [N] (float timesteps),
   // all NHWC backend memory. `training` turns dropout on (keyed by ps.dropout).
   void forward(const Pass& ps, float* eps, const float* x, const float* t);
+  // Called during backward with an offset: from there to the end of the flat buffer,
+  // every parameter gradient is final (the layout is in forward order, so this offset
+  // only decreases; the last call passes 0).
+  using GradReadyFn = std::function<void(int64_t first_final_offset)>;
   // Accumulates parameter gradients into ps.grads from d_eps [N, R, R, out_ch].
-  void backward(const Pass& ps, const float* d_eps);
+  void backward(const Pass& ps, const float* d_eps, const GradReadyFn& ready = nullptr);
 
  private:
   struct Level {

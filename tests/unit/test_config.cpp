@@ -42,6 +42,10 @@ BOOST_AUTO_TEST_CASE(bad_values_are_named) {
   BOOST_TEST(error_of([] { parse_config("model:\n  attn_resolutions: [15]\n", "x.yaml"); }).find("attn_resolutions") !=
              std::string::npos);
   BOOST_TEST(error_of([] { parse_config("nosuch:\n  a: 1\n", "x.yaml"); }).find("unknown section") != std::string::npos);
+  BOOST_TEST(error_of([] { parse_config("model:\n  num_res_blocks: 0\n", "x.yaml"); }).find("model.ch_mult") !=
+             std::string::npos);
+  BOOST_TEST(error_of([] { parse_config("diffusion:\n  num_timesteps: 1\n", "x.yaml"); }).find("num_timesteps") !=
+             std::string::npos);
   BOOST_TEST(error_of([] { parse_config("model: [1, 2\n", "x.yaml"); }).find("not valid YAML") != std::string::npos);
 }
 

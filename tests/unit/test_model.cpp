@@ -64,8 +64,12 @@ BOOST_AUTO_TEST_CASE(names_and_shapes_follow_pytorch_diffusion) {
   }
   BOOST_TEST(L.find("up.0.upsample.conv.weight") == nullptr);  // level 0 does not upsample
   BOOST_TEST(L.find("down.3.downsample.conv.weight") == nullptr);
-  BOOST_TEST(L.params().front().name == "temb.dense.0.weight");  // state_dict order
+  // Forward-execution order (backward finishes gradients from the end of the buffer).
+  BOOST_TEST(L.params().front().name == "temb.dense.0.weight");
   BOOST_TEST(L.params().back().name == "conv_out.bias");
+  BOOST_TEST(L.at("up.3.block.0.conv1.weight").offset < L.at("up.0.block.0.conv1.weight").offset);
+  BOOST_TEST(L.at("down.1.block.0.conv2.weight").offset < L.at("down.1.attn.0.q.weight").offset);
+  BOOST_TEST(L.at("down.1.attn.0.q.weight").offset < L.at("down.1.block.1.conv1.weight").offset);
   for (const ParamInfo& p : L.params()) BOOST_TEST(p.offset % ParamLayout::kParamAlign == 0);
 }
 
@@ -152,5 +156,35 @@ BOOST_AUTO_TEST_CASE(examples_do_not_interact) {
     }
     BOOST_TEST(s > 0);
     BOOST_TEST(std::sqrt(d / s) < 1e-5);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(backward_reports_final_gradients_from_the_end_of_the_buffer) {
+  // What the bucketed all-reduce relies on: each reported offset only decreases, the
+  // last is 0, and every gradient at or after it has its final value already.
+  ModelConfig cfg = shipped("tiny");
+  auto ops = make_cpu_ops();
+  UNet net(cfg);
+  const int64_t P = net.layout().size();
+  HostFloats params = alloc_host_floats(P), grads = alloc_host_floats(P);
+  init_params(net.layout(), params.get(), 4);
+  const int N = 2, R = cfg.resolution;
+  auto x = test::random_vector(int64_t{N} * R * R * cfg.in_channels, 5);
+  auto d = test::random_vector(int64_t{N} * R * R * cfg.out_ch, 6);
+  const std::vector<float> t{3.0f, 600.0f};
+  std::vector<float> eps(d.size());
+  net.prepare(*ops, N);
+  Pass ps;
+  ps.ops = ops.get(), ps.params = params.get(), ps.grads = grads.get(), ps.N = N, ps.training = true;
+  net.forward(ps, eps.data(), x.data(), t.data());
+  std::vector<std::pair<int64_t, std::vector<float>>> reports;
+  net.backward(ps, d.data(), [&](int64_t from) {
+    reports.emplace_back(from, std::vector<float>(grads.get() + from, grads.get() + P));
+  });
+  BOOST_TEST_REQUIRE(reports.size() > 10u);
+  BOOST_TEST(reports.back().first == 0);
+  for (size_t i = 0; i < reports.size(); ++i) {
+    if (i > 0) BOOST_TEST(reports[i].first <= reports[i - 1].first);
+    BOOST_TEST(std::equal(reports[i].second.begin(), reports[i].second.end(), grads.get() + reports[i].first));
   }
 }

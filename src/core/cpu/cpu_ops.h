@@ -53,6 +53,9 @@ class CpuOps final : public Ops {
   void timestep_embedding(float* out, const float* t, int N, int dim) override;
   void nchw_to_nhwc(float* out, const float* in, int N, int C, int H, int W) override;
   void nhwc_to_nchw(float* out, const float* in, int N, int C, int H, int W) override;
+  double sum_squares(const float* x, int64_t n) override;
+  void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
+                       const AdamStep& s) override;
 
   dnnl::engine& engine() { return engine_; }
   dnnl::stream& stream() { return stream_; }

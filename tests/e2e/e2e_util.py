@@ -1,0 +1,99 @@
+"""Shared pieces of the end-to-end tests: running a command, the one-line error policy
+(exit status 2, exactly one line on stderr), the small reference model and its inputs."""
+import os
+import subprocess
+import sys
+
+import h5py
+import numpy as np
+import torch
+import yaml
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+SOURCE_DIR = os.path.abspath(os.path.join(HERE, os.pardir, os.pardir))
+CONVERTER = os.path.join(SOURCE_DIR, "tools", "convert_torch_checkpoint.py")
+sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "reference"))
+import unet_ref  # noqa: E402
+
+EXIT_BAD_INPUT = 2
+
+# Small but complete: attention at 8x8 (down, middle, up), conv resampling, nin_shortcut,
+# and a 64-channel level, where a GroupNorm group holds two channels so the time
+# embedding changes the output (with 32 channels GroupNorm cancels it).
+SMALL_MODEL = dict(resolution=16, in_channels=3, out_ch=3, ch=32, ch_mult=[1, 2], num_res_blocks=1,
+                   attn_resolutions=[8], dropout=0.1, resamp_with_conv=True)
+
+
+class Failure(AssertionError):
+    pass
+
+
+def check(cond, message):
+    if not cond:
+        raise Failure(message)
+
+
+def run(cmd, timeout=300):
+    return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
+
+
+def expect_ok(cmd):
+    r = run(cmd)
+    check(r.returncode == 0, f"{' '.join(cmd)} failed with status {r.returncode}:\n{r.stderr}")
+    return r
+
+
+def expect_one_line_error(cmd, must_contain, label):
+    """The command must exit with status 2 and write exactly one line to stderr that
+    contains every string of must_contain. Returns the line."""
+    r = run(cmd)
+    lines = r.stderr.splitlines()
+    check(r.returncode == EXIT_BAD_INPUT,
+          f"{label}: exit status {r.returncode}, expected {EXIT_BAD_INPUT}; stderr:\n{r.stderr}")
+    check(len(lines) == 1 and lines[0].strip(), f"{label}: expected one line on stderr, got {len(lines)}:\n{r.stderr}")
+    for s in must_contain:
+        check(s in lines[0], f"{label}: the error line does not mention {s!r}: {lines[0]}")
+    print(f"ok   {label}: {lines[0]}")
+    return lines[0]
+
+
+def write_yaml_config(path, model):
+    with open(path, "w", encoding="utf-8") as f:
+        yaml.safe_dump({"model": model}, f, sort_keys=False, default_flow_style=None)
+
+
+def random_model(model, seed):
+    """The reference U-Net with PyTorch's default init, GroupNorm affine parameters
+    moved off 1 / 0 so that every parameter matters."""
+    torch.manual_seed(seed)
+    net = unet_ref.from_config(model).float()
+    with torch.no_grad():
+        for name, p in net.named_parameters():
+            if p.dim() == 1:
+                p.add_(0.1 * torch.randn_like(p))
+    return net.eval()
+
+
+def write_eps_input(path, model, n, seed):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, model["in_channels"], model["resolution"], model["resolution"]), dtype=np.float32)
+    t = rng.integers(0, 1000, size=n, dtype=np.int64)
+    t[0], t[-1] = 0, 999  # both ends of the schedule
+    with h5py.File(path, "w") as f:
+        f.create_dataset("x", data=x)
+        f.create_dataset("t", data=t)
+    return x, t
+
+
+def relative_error(got, ref):
+    got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
+    return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+def main_wrapper(body):
+    try:
+        body()
+    except Failure as e:
+        print(f"FAIL {e}", file=sys.stderr)
+        sys.exit(1)
+    print("all checks passed")
