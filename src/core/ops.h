@@ -14,7 +14,11 @@
 #include <cstdint>
 #include <memory>
 
+#include "core/rng.h"
+
 namespace ddpm {
+
+class Diffusion;
 
 // A 2-D convolution of NHWC tensors, weights OIHW [O, C, K, K], bias [O].
 struct ConvSpec {
@@ -85,6 +89,8 @@ class Ops {
   virtual void upload(float* dst, const float* host, int64_t n) = 0;
   virtual void download(float* host, const float* src, int64_t n) = 0;
   virtual void synchronize() = 0;
+  // True when backend memory is host memory (the CPU backend).
+  virtual bool host_memory() const { return false; }
 
   // --- layers ---------------------------------------------------------------------
   virtual std::unique_ptr<Conv2d> make_conv2d(const ConvSpec& spec) = 0;
@@ -152,6 +158,30 @@ class Ops {
   // The Adam + EMA update of AdamStep over n elements, in place; ema may be null.
   virtual void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
                                const AdamStep& s) = 0;
+
+  // --- the diffusion process on backend memory ------------------------------------
+  // The same functions as core/diffusion.h with x, noise and model outputs in backend
+  // memory; t, losses and the other per-example values stay on the host. The defaults
+  // (ops.cpp) run the host code, through host copies when the memory is not host
+  // memory; a GPU backend overrides them with kernels.
+  //
+  // out [N, per_example]: N(0, I) draws of stream (seed, purpose, sub_id, step), example
+  // n using stream index first_index + n (core/rng.h: the same numbers on every backend).
+  virtual void fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose, uint32_t sub_id,
+                           uint32_t step, uint32_t first_index);
+  // out [n] = pixels[n] / 127.5 - 1 (uint8 images to the model's [-1, 1] range)
+  virtual void images_to_model(float* out, const uint8_t* pixels_host, int64_t n);
+  virtual void q_sample(const Diffusion& d, float* x_t, const float* x0, const float* noise, const int* t, int N,
+                        int64_t per_example);
+  // losses [N] (host) and grad [N, per_example] (backend) as Diffusion::training_losses
+  virtual void training_losses(const Diffusion& d, double* losses, float* grad, const float* model_out,
+                               const float* x0, const float* x_t, const float* noise, const int* t, int N,
+                               int64_t per_example, double grad_weight);
+  virtual void p_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
+                        const float* x_t, const float* noise, const int* t, int N, int64_t per_example);
+  virtual void ddim_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
+                           const float* x_t, const float* noise, const int* t, const int* t_prev, int N,
+                           int64_t per_example, double eta);
 };
 
 // The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default.

@@ -23,6 +23,7 @@ class CpuOps final : public Ops {
   void upload(float* dst, const float* host, int64_t n) override { copy(dst, host, n); }
   void download(float* host, const float* src, int64_t n) override { copy(host, src, n); }
   void synchronize() override {}
+  bool host_memory() const override { return true; }
 
   std::unique_ptr<Conv2d> make_conv2d(const ConvSpec& spec) override;
   void linear_forward(float* out, bool accumulate, const float* in, const float* w, const float* b, int64_t M, int C,

@@ -1,0 +1,35 @@
+// The gradient all-reduce: one interface, MPI on the host (this file's
+// make_mpi_allreduce), NCCL on the GPU (dist/nccl_allreduce.cpp). Buckets are
+// contiguous ranges of the flat gradient buffer, taken from its end: the parameter
+// layout follows the forward pass, so backward finishes gradients from the end of the
+// buffer towards the start (UNet::backward's ready hook) and each bucket is sent as soon
+// as it is complete, while backward goes on with the rest.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+namespace ddpm {
+
+class World;
+
+class GradientAllReduce {
+ public:
+  virtual ~GradientAllReduce() = default;
+  // A new step: grads [n] (backend memory) will be summed over the ranks.
+  virtual void begin(float* grads, int64_t n) = 0;
+  // Backward has finished every gradient at offsets >= first_final_offset.
+  virtual void ready(int64_t first_final_offset) = 0;
+  // Sends what is left and waits: grads then holds the sum over all ranks.
+  virtual void finish() = 0;
+  // Seconds finish() waited in the last step: communication not hidden behind backward.
+  virtual double last_wait_seconds() const = 0;
+  // Seconds the last step's reductions took in total (hidden or not).
+  virtual double last_comm_seconds() const = 0;
+};
+
+// Host memory, MPI_Allreduce per bucket on a communication thread (or, without
+// MPI_THREAD_MULTIPLE, all buckets in finish()). A world of one does nothing.
+std::unique_ptr<GradientAllReduce> make_mpi_allreduce(const World& world, int64_t bucket_floats);
+
+}  // namespace ddpm
