@@ -6,6 +6,7 @@ find_package(yaml-cpp REQUIRED CONFIG)                   # libyaml-cpp-dev
 find_package(MPI REQUIRED COMPONENTS CXX)                # libopenmpi-dev
 find_package(PNG REQUIRED)                               # libpng-dev
 find_package(JPEG REQUIRED)                              # libjpeg-dev
+find_package(ZLIB REQUIRED)                              # zlib1g-dev
 find_package(PkgConfig REQUIRED)
 pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)    # liblmdb-dev
 pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp) # libwebp-dev

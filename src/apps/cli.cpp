@@ -50,6 +50,8 @@ void Cli::parse(int argc, char** argv, int first) {
   for (int i = first; i < argc; ++i) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
+      help_requested_ = true;
+      if (defer_help_) return;
       std::cout << help();
       std::exit(0);
     }

@@ -17,8 +17,13 @@ class Cli {
               const std::string& default_value = "");
   Cli& flag(const std::string& name, const std::string& help);
   Cli& repeated(const std::string& name, const std::string& value_name, const std::string& help);
-  // Parses argv[first..]; prints help and exits 0 on --help; InputError on bad options.
+  // Parses argv[first..]; prints help and exits 0 on --help (unless deferred, see
+  // help_requested()); InputError on bad options.
   void parse(int argc, char** argv, int first = 1);
+  // MPI apps: --help only sets help_requested() so that the caller prints it on one
+  // rank and every rank returns normally.
+  void defer_help() { defer_help_ = true; }
+  bool help_requested() const { return help_requested_; }
 
   bool has(const std::string& name) const;
   std::string get(const std::string& name) const;  // value or default ("" if none)
@@ -39,6 +44,7 @@ class Cli {
   std::map<std::string, Spec> specs_;
   std::map<std::string, std::vector<std::string>> values_;
   std::vector<std::string> positional_;
+  bool defer_help_ = false, help_requested_ = false;
 };
 
 // Runs body, mapping InputError to "prog: error: ..." + exit 2, other exceptions to

@@ -200,6 +200,10 @@ const std::vector<Field>& fields() {
       field("train", "sample_every", &Config::train, &TrainConfig::sample_every, "int",
             "steps between grids of EMA samples (0: never)"),
       field("train", "sample_count", &Config::train, &TrainConfig::sample_count, "int", "images in each sample grid"),
+      field("train", "sample_sampler", &Config::train, &TrainConfig::sample_sampler, "string",
+            "sampler of the grids: ancestral (the paper's, T steps) | ddim"),
+      field("train", "sample_steps", &Config::train, &TrainConfig::sample_steps, "int",
+            "DDIM steps of the grids (0: T)"),
       field("train", "checkpoint_every", &Config::train, &TrainConfig::checkpoint_every, "int",
             "steps between checkpoints (one is also written at the end)"),
       field("train", "keep_checkpoints", &Config::train, &TrainConfig::keep_checkpoints, "int",
@@ -377,6 +381,9 @@ void TrainConfig::validate(const std::string& source) const {
   require(log_every >= 1, source, "train.log_every", "must be >= 1");
   require(sample_every >= 0, source, "train.sample_every", "must be >= 0");
   require(sample_count >= 1 && sample_count <= 4096, source, "train.sample_count", "must be in [1, 4096]");
+  require(one_of(sample_sampler, {"ancestral", "ddim"}), source, "train.sample_sampler",
+          cat("must be ancestral or ddim, got '", sample_sampler, "'"));
+  require(sample_steps >= 0, source, "train.sample_steps", "must be >= 0");
   require(checkpoint_every >= 1, source, "train.checkpoint_every", "must be >= 1");
   require(keep_checkpoints >= 1, source, "train.keep_checkpoints", "must be >= 1");
   require(bucket_mb > 0 && bucket_mb <= 4096, source, "train.bucket_mb", "must be in (0, 4096]");
@@ -432,6 +439,17 @@ Config parse_config(const std::string& text, const std::string& source, const st
   }
   cfg.validate(source);
   return cfg;
+}
+
+std::string config_difference(const Config& a, const Config& b, const std::string& section) {
+  for (const Field& f : fields()) {
+    if (f.key.section != section) continue;
+    YAML::Emitter ea, eb;
+    f.emit(a, ea);
+    f.emit(b, eb);
+    if (std::string(ea.c_str()) != eb.c_str()) return cat(section, ".", f.key.name, ": ", ea.c_str(), " vs ", eb.c_str());
+  }
+  return "";
 }
 
 Config load_config(const std::string& path, const std::vector<std::string>& overrides) {

@@ -66,6 +66,8 @@ struct TrainConfig {
   int log_every = 100;
   int sample_every = 10000;
   int sample_count = 64;
+  std::string sample_sampler = "ancestral";  // ancestral|ddim for the training grids
+  int sample_steps = 0;                      // DDIM steps for the grids (0: T)
   int checkpoint_every = 10000;
   int keep_checkpoints = 3;
   double bucket_mb = 25.0;       // gradient all-reduce bucket size
@@ -103,5 +105,8 @@ const std::vector<ConfigKey>& config_keys();
 Config parse_config(const std::string& text, const std::string& source,
                     const std::vector<std::string>& overrides = {});
 Config load_config(const std::string& path, const std::vector<std::string>& overrides = {});
+
+// The first key of `section` whose values differ, as "section.key: A vs B", or "".
+std::string config_difference(const Config& a, const Config& b, const std::string& section);
 
 }  // namespace ddpm

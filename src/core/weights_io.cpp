@@ -1,6 +1,7 @@
 #include "core/weights_io.h"
 
 #include <unistd.h>
+#include <zlib.h>
 
 #include <set>
 
@@ -31,22 +32,43 @@ void read_param_group(const h5::File& f, const std::string& group, const ParamLa
   for (const std::string& n : names) {
     if (!layout.find(n)) f.fail(cat("unexpected tensor '", group, "/", n, "' (not a parameter of this model)"));
   }
-  for (const ParamInfo& p : layout.params()) f.read_f32(group + "/" + p.name, params + p.offset, p.numel);
+  for (const ParamInfo& p : layout.params()) {
+    const std::string path = group + "/" + p.name;
+    f.read_f32(path, params + p.offset, p.numel);
+    if (f.has_attr(path, "crc32") && f.read_attr_i64(path, "crc32") != tensor_crc32(params + p.offset, p.numel)) {
+      f.fail(cat("tensor '", path, "' does not match its checksum (the file is corrupt)"));
+    }
+  }
+}
+
+int64_t tensor_crc32(const float* data, int64_t n) {
+  const auto* bytes = reinterpret_cast<const Bytef*>(data);
+  uLong crc = crc32(0L, Z_NULL, 0);
+  for (int64_t done = 0, total = n * static_cast<int64_t>(sizeof(float)); done < total;) {
+    const int64_t len = std::min<int64_t>(total - done, int64_t{1} << 30);
+    crc = crc32(crc, bytes + done, static_cast<uInt>(len));
+    done += len;
+  }
+  return static_cast<int64_t>(crc);
 }
 
 void write_param_group(h5::File& f, const std::string& group, const ParamLayout& layout, const float* params) {
   f.create_group(group);
-  for (const ParamInfo& p : layout.params()) f.write_f32(group + "/" + p.name, params + p.offset, p.shape);
+  for (const ParamInfo& p : layout.params()) {
+    const std::string path = group + "/" + p.name;
+    f.write_f32(path, params + p.offset, p.shape);
+    f.write_attr_i64(path, "crc32", tensor_crc32(params + p.offset, p.numel));
+  }
 }
 
 void save_weights(const std::string& path, const ModelConfig& model, const ParamLayout& layout, const float* params,
                   const float* ema) {
   const std::string tmp = path + ".tmp";
   try {
-    h5::File f = h5::File::create(tmp);
-    f.write_attr_str("/", "format", kWeightsFormat);
+    h5::File f = h5::File::create_checksummed(tmp);
+    f.write_attr_str_fixed("/", "format", kWeightsFormat);
     f.write_attr_i64("/", "format_version", kWeightsFormatVersion);
-    f.write_attr_str("/", "model_config", model.to_yaml());
+    f.write_attr_str_fixed("/", "model_config", model.to_yaml());
     write_param_group(f, "params", layout, params);
     if (ema) write_param_group(f, "ema", layout, ema);
     f.close();

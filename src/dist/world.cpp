@@ -71,6 +71,12 @@ void World::gather(float* out, const float* in, int64_t n_per_rank) const {
                             MPI_FLOAT, 0, comm()));
 }
 
+void World::gather(uint8_t* out, const uint8_t* in, int64_t n_per_rank) const {
+  DDPM_CHECK(n_per_rank < (int64_t{1} << 31), "gather block too large");
+  DDPM_CHECK_MPI(MPI_Gather(in, static_cast<int>(n_per_rank), MPI_BYTE, out, static_cast<int>(n_per_rank), MPI_BYTE, 0,
+                            comm()));
+}
+
 std::string World::agree_on_error(const std::string& my_error) const {
   const int64_t failed_rank = max(my_error.empty() ? -1 : size_ - rank_);  // lowest failing rank wins
   if (failed_rank < 0) return "";

@@ -37,6 +37,7 @@ class World {
   int64_t max(int64_t value) const;
   // Gathers equal-sized float blocks to rank 0 (out is only written there).
   void gather(float* out, const float* in, int64_t n_per_rank) const;
+  void gather(uint8_t* out, const uint8_t* in, int64_t n_per_rank) const;
 
   // Every rank reports whether it failed and why; all ranks learn the first failure (by
   // rank), so a bad input found on any rank stops every rank with the same message.

@@ -1,0 +1,48 @@
+// ddpm_train: trains a DDPM from a YAML config, on one process or under mpirun.
+//   mpirun -np 8 ddpm_train --config configs/cifar10.yaml --run-dir runs/cifar10
+#include <cstdio>
+#include <iostream>
+
+#include "apps/cli.h"
+#include "core/common.h"
+#include "core/config.h"
+#include "dist/signals.h"
+#include "dist/world.h"
+#include "train/trainer.h"
+
+int main(int argc, char** argv) {
+  ddpm::World world(&argc, &argv);
+  ddpm::install_stop_handlers();
+  try {
+    ddpm::Cli cli("ddpm_train", "--config FILE --run-dir DIR [--set section.key=value ...]",
+                  "Trains the model of FILE on its dataset (data.path). Starting in a run directory that holds a "
+                  "checkpoint resumes from the newest valid one. Under mpirun each rank takes train.batch_size / "
+                  "ranks images of every global batch.\n\nExit status: 0 done, 2 bad input, 75 stopped by "
+                  "SIGUSR1/SIGTERM after a checkpoint (requeue), 1 other failures (docs/operations.md).");
+    cli.option("config", "FILE", "YAML config (docs/config.md)");
+    cli.option("run-dir", "DIR", "run directory: config.yaml, checkpoints/, samples/, metrics.jsonl, train.log");
+    cli.repeated("set", "SECTION.KEY=VALUE", "override a config key");
+    cli.flag("no-progress", "no live progress line, even on a terminal");
+    cli.defer_help();
+    cli.parse(argc, argv);
+    if (cli.help_requested()) {
+      if (world.is_root()) std::cout << cli.help();
+      return 0;
+    }
+    if (!cli.positional().empty()) ddpm::input_error("unexpected argument '", cli.positional().front(), "'");
+    const std::string config_path = cli.require("config");
+    const ddpm::Config config = ddpm::load_config(config_path, cli.all("set"));
+    ddpm::TrainOptions options;
+    options.run_dir = cli.require("run-dir");
+    options.config_source = config_path;
+    options.progress_bar = !cli.has("no-progress");
+    ddpm::Trainer trainer(world, config, options);
+    return trainer.run();
+  } catch (const ddpm::InputError& e) {
+    // Every rank saw the same input (or agreed on the first rank's error): one line.
+    if (world.is_root()) std::fprintf(stderr, "ddpm_train: error: %s\n", e.what());
+    return ddpm::kExitBadInput;
+  } catch (const std::exception& e) {
+    world.abort(ddpm::kExitInternal, ddpm::cat("ddpm_train: internal error on rank ", world.rank(), ": ", e.what()));
+  }
+}

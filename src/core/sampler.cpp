@@ -1,0 +1,91 @@
+#include "core/sampler.h"
+
+#include "core/common.h"
+
+namespace ddpm {
+
+Sampler::Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerOptions& options)
+    : net_(net), ops_(ops), diffusion_(diffusion), options_(options) {
+  const int T = diffusion.num_timesteps();
+  if (options.kind == "ancestral") {
+    for (int t = T - 1; t >= 0; --t) timesteps_.push_back(t);
+  } else if (options.kind == "ddim") {
+    const std::vector<int> ascending = ddim_timesteps(T, options.steps > 0 ? options.steps : T);
+    timesteps_.assign(ascending.rbegin(), ascending.rend());
+  } else {
+    input_error("unknown sampler '", options.kind, "' (ancestral or ddim)");
+  }
+  if (options.eta < 0 || options.eta > 1) input_error("DDIM eta must be in [0, 1], got ", options.eta);
+  const ModelConfig& m = net.config();
+  per_example_ = static_cast<int64_t>(m.resolution) * m.resolution * m.in_channels;
+  if (m.out_ch != m.in_channels) input_error("sampling needs out_ch == in_channels (the model predicts epsilon)");
+}
+
+Sampler::~Sampler() {
+  for (float* p : {x_, eps_, noise_, xstart_, t_dev_}) {
+    if (p) ops_.release(p);
+  }
+}
+
+int Sampler::num_snapshots() const {
+  if (options_.progressive_every <= 0) return 0;
+  const int steps = static_cast<int>(timesteps_.size());
+  return (steps + options_.progressive_every - 1) / options_.progressive_every;
+}
+
+void Sampler::ensure_buffers(int n) {
+  if (n == n_) return;
+  for (float* p : {x_, eps_, noise_, xstart_, t_dev_}) {
+    if (p) ops_.release(p);
+  }
+  n_ = n;
+  const int64_t size = n * per_example_;
+  x_ = ops_.alloc(size);
+  eps_ = ops_.alloc(size);
+  noise_ = ops_.alloc(size);
+  xstart_ = ops_.alloc(size);
+  t_dev_ = ops_.alloc(n);
+}
+
+void Sampler::sample(const float* params, uint64_t version, int64_t first_index, int n, float* out_host,
+                     std::vector<float>* progressive_host, const SampleProgressFn& progress) {
+  DDPM_CHECK(n > 0 && first_index >= 0 && first_index + n <= (int64_t{1} << 32), "sample range");
+  ensure_buffers(n);
+  net_.prepare(ops_, n);
+  const uint32_t first = static_cast<uint32_t>(first_index);
+  ops_.fill_normal(x_, n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
+  Pass ps;
+  ps.ops = &ops_, ps.params = params, ps.version = version, ps.N = n;
+  const int steps = static_cast<int>(timesteps_.size());
+  if (progressive_host) progressive_host->assign(static_cast<size_t>(num_snapshots()) * n * per_example_, 0.0f);
+  std::vector<int> t(n), t_prev(n);
+  std::vector<float> t_float(n);
+  for (int k = 0; k < steps; ++k) {
+    const int tk = timesteps_[k];
+    std::fill(t.begin(), t.end(), tk);
+    std::fill(t_float.begin(), t_float.end(), static_cast<float>(tk));
+    ops_.upload(t_dev_, t_float.data(), n);
+    net_.forward(ps, eps_, x_, t_dev_);
+    const bool noisy = options_.kind == "ancestral" ? tk > 0 : (options_.eta > 0 && k + 1 < steps);
+    if (noisy) {
+      ops_.fill_normal(noise_, n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
+                       static_cast<uint32_t>(tk), first);
+    }
+    if (options_.kind == "ancestral") {
+      ops_.p_sample(diffusion_, x_, xstart_, eps_, x_, noise_, t.data(), n, per_example_);
+    } else {
+      std::fill(t_prev.begin(), t_prev.end(), k + 1 < steps ? timesteps_[k + 1] : -1);
+      ops_.ddim_sample(diffusion_, x_, xstart_, eps_, x_, noisy ? noise_ : nullptr, t.data(), t_prev.data(), n,
+                       per_example_, options_.eta);
+    }
+    if (progressive_host && k % options_.progressive_every == 0) {
+      const int snap = k / options_.progressive_every;
+      ops_.download(progressive_host->data() + static_cast<size_t>(snap) * n * per_example_, xstart_,
+                    n * per_example_);
+    }
+    if (progress) progress(k + 1, steps);
+  }
+  ops_.download(out_host, x_, n * per_example_);
+}
+
+}  // namespace ddpm

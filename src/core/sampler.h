@@ -1,0 +1,65 @@
+// The reverse process with the U-Net: ancestral sampling (Algorithm 2 of Ho et al.
+// 2020, x̂₀ clipped as the reference code does) or DDIM with fewer steps (Song et al.
+// 2021). Every random number is keyed by (seed, global image index, timestep), so an
+// image does not depend on the batch it was drawn in, nor on the number of ranks.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "core/diffusion.h"
+#include "core/ops.h"
+#include "core/unet.h"
+
+namespace ddpm {
+
+struct SamplerOptions {
+  std::string kind = "ancestral";  // ancestral | ddim
+  int steps = 0;                   // DDIM steps (0: every timestep); ancestral always runs T
+  double eta = 0.0;                // DDIM noise (0: deterministic)
+  uint64_t seed = 0;
+  int progressive_every = 0;       // keep x̂₀ every this many steps (0: off)
+};
+
+// Called after each denoising step with (steps done, steps in all).
+using SampleProgressFn = std::function<void(int, int)>;
+
+class Sampler {
+ public:
+  // The model must already hold its config; `ops` must outlive the sampler.
+  Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerOptions& options);
+  ~Sampler();
+  Sampler(const Sampler&) = delete;
+  Sampler& operator=(const Sampler&) = delete;
+
+  // The timesteps visited, in the order they are visited (T-1 down to 0 for ancestral).
+  const std::vector<int>& timesteps() const { return timesteps_; }
+  int num_snapshots() const;
+
+  // Draws images first_index .. first_index + n - 1 with weights `params` (backend
+  // memory, `version` as for Pass) into out_host [n, R, R, C] (NHWC, [-1, 1]).
+  // progressive_host (nullable) receives num_snapshots() x [n, R, R, C] x̂₀ predictions.
+  void sample(const float* params, uint64_t version, int64_t first_index, int n, float* out_host,
+              std::vector<float>* progressive_host, const SampleProgressFn& progress = nullptr);
+
+ private:
+  void ensure_buffers(int n);
+
+  UNet& net_;
+  Ops& ops_;
+  const Diffusion& diffusion_;
+  SamplerOptions options_;
+  std::vector<int> timesteps_;
+  int n_ = 0;
+  int64_t per_example_ = 0;
+  float *x_ = nullptr, *eps_ = nullptr, *noise_ = nullptr, *xstart_ = nullptr, *t_dev_ = nullptr;
+};
+
+// Global image index i's stream id for sampling noise: (seed, Purpose::kSample, sub_id,
+// step) with sub_id 1 for x_T and 0 for the noise of the step at timestep t (step = t).
+constexpr uint32_t kSampleInitialNoise = 1;
+constexpr uint32_t kSampleStepNoise = 0;
+
+}  // namespace ddpm

@@ -1,0 +1,214 @@
+#include "data/loader.h"
+
+#include <array>
+#include <condition_variable>
+#include <deque>
+#include <exception>
+#include <mutex>
+#include <thread>
+
+#include "core/common.h"
+#include "data/image.h"
+#include "data/shard_reader.h"
+#include "data/stream.h"
+
+namespace ddpm::data {
+namespace {
+
+// The two most recent epochs' permutations: a global batch spans at most two epochs
+// when B <= D (more are recomputed as needed when B > D).
+class PermutationCache {
+ public:
+  PermutationCache(uint64_t seed, int64_t count) : seed_(seed), count_(count) {}
+  uint32_t at(int64_t epoch, int64_t position) {
+    for (Entry& e : entries_) {
+      if (e.epoch == epoch) return e.perm[static_cast<size_t>(position)];
+    }
+    Entry& victim = entries_[0].epoch < entries_[1].epoch ? entries_[0] : entries_[1];
+    victim.epoch = epoch;
+    victim.perm = epoch_permutation(seed_, epoch, count_);
+    return victim.perm[static_cast<size_t>(position)];
+  }
+
+ private:
+  struct Entry {
+    int64_t epoch = -1;
+    std::vector<uint32_t> perm;
+  };
+  uint64_t seed_;
+  int64_t count_;
+  std::array<Entry, 2> entries_;
+};
+
+struct Slot {
+  Batch batch;
+  std::exception_ptr error;
+};
+
+constexpr int64_t kMaxBatchBytes = int64_t{8} << 30;
+
+}  // namespace
+
+struct Loader::Impl {
+  LoaderOptions opt;
+  DatasetReader reader;
+  DatasetInfo info;
+  int per_rank = 0;
+  PermutationCache perms;
+  int64_t produce_at = 0;  // stream position of the next global batch to produce
+  int64_t consume_at = 0;  // ... and of the next one next() returns
+
+  std::mutex mutex;
+  std::condition_variable not_empty, not_full;
+  std::deque<Slot> queue;
+  bool stop = false;
+  std::exception_ptr failure;  // sticky: once next() has thrown, it throws again
+  std::thread producer;
+
+  explicit Impl(const LoaderOptions& o)
+      : opt(o), reader(o.path, o.max_open_shards), perms(o.seed, reader.count()) {}
+
+  Cursor cursor_at(int64_t s) const { return {s / info.count, s % info.count}; }
+
+  Batch make_batch(int64_t batch_begin) {
+    const StreamRange range = rank_range(batch_begin, opt.global_batch, opt.rank, opt.world_size);
+    const int64_t bytes = info.image_bytes();
+    Batch b;
+    b.n = per_rank;
+    b.height = info.height;
+    b.width = info.width;
+    b.channels = info.channels;
+    b.first_global_example = range.begin - batch_begin;
+    b.start = cursor_at(batch_begin);
+    b.next = cursor_at(batch_begin + opt.global_batch);
+    b.pixels.resize(static_cast<size_t>(per_rank * bytes));
+    b.image_index.resize(static_cast<size_t>(per_rank));
+    b.stream_position.resize(static_cast<size_t>(per_rank));
+    b.flipped.resize(static_cast<size_t>(per_rank));
+    if (info.has_labels) b.labels.resize(static_cast<size_t>(per_rank));
+    for (int64_t k = 0; k < per_rank; ++k) {
+      const int64_t s = range.begin + k;
+      const int64_t epoch = s / info.count, position = s % info.count;
+      const int64_t image = perms.at(epoch, position);
+      uint8_t* px = b.pixels.data() + k * bytes;
+      reader.read(image, px);
+      const bool flip = opt.random_flip && flip_at(opt.seed, epoch, position);
+      if (flip) flip_horizontal(px, info.height, info.width, info.channels);
+      b.image_index[static_cast<size_t>(k)] = image;
+      b.stream_position[static_cast<size_t>(k)] = s;
+      b.flipped[static_cast<size_t>(k)] = flip ? 1 : 0;
+      if (info.has_labels) b.labels[static_cast<size_t>(k)] = reader.label(image);
+    }
+    return b;
+  }
+
+  void produce() {
+    for (;;) {
+      Slot slot;
+      try {
+        slot.batch = make_batch(produce_at);
+      } catch (...) {
+        slot.error = std::current_exception();
+      }
+      std::unique_lock<std::mutex> lock(mutex);
+      not_full.wait(lock, [&] { return stop || static_cast<int>(queue.size()) < opt.prefetch_batches; });
+      if (stop) return;
+      const bool failed = slot.error != nullptr;
+      queue.push_back(std::move(slot));
+      not_empty.notify_one();
+      if (failed) return;  // the consumer rethrows; nothing more to produce
+      produce_at += opt.global_batch;
+    }
+  }
+
+  void produce_guarded() {
+    try {
+      produce();
+    } catch (...) {  // e.g. bad_alloc while queueing: hand it to the consumer
+      std::lock_guard<std::mutex> lock(mutex);
+      Slot slot;
+      slot.error = std::current_exception();
+      queue.push_back(std::move(slot));
+      not_empty.notify_one();
+    }
+  }
+};
+
+Loader::Loader(const LoaderOptions& o) {
+  // Options first, so that a bad one fails before the dataset is opened.
+  rank_range(0, o.global_batch, o.rank, o.world_size);
+  if (o.prefetch_batches < 0 || o.prefetch_batches > 1024) input_error("prefetch_batches must be in 0..1024");
+  impl_ = std::make_unique<Impl>(o);
+  Impl& im = *impl_;
+  const Manifest& m = im.reader.manifest();
+  im.info = DatasetInfo{o.path, m.source, m.count, m.shape.height, m.shape.width, m.shape.channels,
+                        static_cast<int64_t>(m.shards.size()), m.has_labels, m.fingerprint()};
+  im.per_rank = o.global_batch / o.world_size;
+  if (im.per_rank * im.info.image_bytes() > kMaxBatchBytes) {
+    input_error(o.path, ": a batch of ", im.per_rank, " images of ", shape_string(m.shape), " is over the limit of ",
+                kMaxBatchBytes, " bytes");
+  }
+  const Cursor& c = o.start;
+  const int64_t max_epoch = std::min<int64_t>(UINT32_MAX, (INT64_MAX - 2 * m.count) / m.count - 1);
+  if (c.epoch < 0 || c.epoch > max_epoch || c.position < 0 || c.position >= m.count) {
+    input_error(o.path, ": cursor (epoch ", c.epoch, ", position ", c.position, ") is outside this dataset of ",
+                m.count, " images (was the checkpoint made with another dataset?)");
+  }
+  im.produce_at = im.consume_at = c.epoch * m.count + c.position;
+  if (o.prefetch_batches > 0) im.producer = std::thread([&im] { im.produce_guarded(); });
+}
+
+Loader::~Loader() {
+  if (!impl_) return;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mutex);
+    impl_->stop = true;
+  }
+  impl_->not_full.notify_all();
+  if (impl_->producer.joinable()) impl_->producer.join();
+}
+
+Batch Loader::next() {
+  Impl& im = *impl_;
+  if (im.failure) std::rethrow_exception(im.failure);
+  Slot slot;
+  if (im.opt.prefetch_batches == 0) {
+    try {
+      slot.batch = im.make_batch(im.consume_at);
+    } catch (...) {
+      slot.error = std::current_exception();
+    }
+  } else {
+    std::unique_lock<std::mutex> lock(im.mutex);
+    im.not_empty.wait(lock, [&] { return !im.queue.empty(); });
+    slot = std::move(im.queue.front());
+    im.queue.pop_front();
+    im.not_full.notify_one();
+  }
+  if (slot.error) {
+    im.failure = slot.error;
+    std::rethrow_exception(slot.error);
+  }
+  im.consume_at += im.opt.global_batch;
+  return std::move(slot.batch);
+}
+
+const DatasetInfo& Loader::info() const { return impl_->info; }
+
+Cursor Loader::cursor() const { return impl_->cursor_at(impl_->consume_at); }
+
+int Loader::per_rank_batch() const { return impl_->per_rank; }
+
+void to_model_input(const Batch& batch, float* out_nhwc) {
+  // x / 127.5 - 1 computed in double once per byte value, then looked up.
+  static const std::array<float, 256> table = [] {
+    std::array<float, 256> t{};
+    for (int v = 0; v < 256; ++v) t[static_cast<size_t>(v)] = static_cast<float>(v / 127.5 - 1.0);
+    return t;
+  }();
+  const size_t n = batch.pixels.size();
+  const uint8_t* px = batch.pixels.data();
+  for (size_t i = 0; i < n; ++i) out_nhwc[i] = table[px[i]];
+}
+
+}  // namespace ddpm::data

@@ -1,0 +1,82 @@
+// The rank-aware loader: each rank reads only its slice of each global batch of the
+// example stream (data/stream.h), with random flips, decoded ahead by a prefetch thread.
+// A Cursor (epoch, position) saved in a checkpoint resumes exactly the same stream, on
+// any world size that divides the global batch.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+namespace ddpm::data {
+
+// Where the next global batch starts: stream position epoch * D + position.
+struct Cursor {
+  int64_t epoch = 0;
+  int64_t position = 0;
+  bool operator==(const Cursor& o) const { return epoch == o.epoch && position == o.position; }
+  bool operator!=(const Cursor& o) const { return !(*this == o); }
+};
+
+struct LoaderOptions {
+  std::string path;            // dataset directory (with its manifest)
+  int global_batch = 0;        // B, the same on every rank
+  int rank = 0;
+  int world_size = 1;          // must divide global_batch
+  uint64_t seed = 0;
+  bool random_flip = true;
+  int prefetch_batches = 4;    // queue depth; 0 reads on the calling thread
+  Cursor start;                // from a checkpoint, or {0, 0}
+  int max_open_shards = 64;
+};
+
+struct DatasetInfo {
+  std::string path, source;
+  int64_t count = 0;
+  int height = 0, width = 0, channels = 0;
+  int64_t num_shards = 0;
+  bool has_labels = false;
+  uint32_t checksum = 0;  // Manifest::fingerprint(): record it in checkpoints
+  int64_t image_bytes() const { return int64_t{height} * width * channels; }
+};
+
+struct Batch {
+  int n = 0, height = 0, width = 0, channels = 0;  // n = B / W examples of this rank
+  std::vector<uint8_t> pixels;                     // [n, H, W, C], flips applied
+  std::vector<int64_t> image_index;                // [n] dataset index of each example
+  std::vector<int64_t> stream_position;            // [n] global stream position of each
+  std::vector<uint8_t> flipped;                    // [n] 1 where mirrored
+  std::vector<int32_t> labels;                     // [n], empty for a dataset without labels
+  int64_t first_global_example = 0;                // rank * B / W: index within the global batch
+  Cursor start;                                    // cursor of this global batch
+  Cursor next;                                     // cursor after it: save this with the step
+};
+
+class Loader {
+ public:
+  // Opens the manifest and validates every shard before reading any pixels; InputError on
+  // bad options, a cursor outside the dataset, or a bad dataset.
+  explicit Loader(const LoaderOptions& options);
+  ~Loader();
+  Loader(const Loader&) = delete;
+  Loader& operator=(const Loader&) = delete;
+
+  // This rank's part of the next global batch. Errors met by the prefetch thread (a
+  // corrupt image, a vanished shard) are thrown here, as InputError naming the shard and
+  // image; after one, every call throws it again.
+  Batch next();
+  const DatasetInfo& info() const;
+  // The cursor of the global batch that next() returns next.
+  Cursor cursor() const;
+  int per_rank_batch() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+// x / 127.5 - 1 for every byte of batch.pixels, into out_nhwc [n, H, W, C] floats.
+void to_model_input(const Batch& batch, float* out_nhwc);
+
+}  // namespace ddpm::data

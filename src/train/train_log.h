@@ -1,0 +1,44 @@
+// What rank 0 tells the user during training: a live progress line on a terminal (step,
+// loss, lr, grad norm, img/s, ETA), plain lines otherwise (also appended to train.log),
+// and one JSON record per `log_every` steps in metrics.jsonl.
+#pragma once
+
+#include <cstdio>
+#include <string>
+
+namespace ddpm {
+
+struct StepReport {
+  int64_t step = 0, total_steps = 0, iteration = 0;
+  double loss = 0;            // mean L over the interval
+  double loss_quartile[4] = {0, 0, 0, 0};  // mean loss of examples with t in each quarter of [0, T)
+  double lr = 0, grad_norm = 0;
+  double images_per_s = 0;    // global
+  double eta_s = 0;
+  int64_t skipped = 0;        // non-finite steps skipped in the interval
+  double comm_wait_s = 0;     // all-reduce time not hidden behind backward, per step
+};
+
+class TrainLog {
+ public:
+  TrainLog(const std::string& run_dir, bool progress_bar);
+  ~TrainLog();
+  // A plain line (stderr and train.log).
+  void line(const std::string& text);
+  // The live line (terminal only; throttled).
+  void progress(const StepReport& r);
+  // The interval record: metrics.jsonl plus a log line.
+  void record(const StepReport& r);
+
+ private:
+  FILE* log_ = nullptr;
+  FILE* metrics_ = nullptr;
+  bool tty_ = false;
+  double last_progress_ = 0;
+  bool progress_shown_ = false;
+  void clear_progress();
+};
+
+std::string format_duration(double seconds);
+
+}  // namespace ddpm
