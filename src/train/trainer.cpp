@@ -2,6 +2,7 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
 #include <thread>
 
@@ -13,11 +14,15 @@
 #include "core/rng.h"
 #include "core/sampler.h"
 #include "core/unet.h"
+#include "core/weights_io.h"
 #include "data/loader.h"
 #include "dist/allreduce.h"
 #include "dist/signals.h"
+#include "dist/watchdog.h"
 #include "dist/world.h"
 #include "train/checkpoint.h"
+#include "train/checkpoint_writer.h"
+#include "train/fault_injection.h"
 #include "train/image_out.h"
 #include "train/train_log.h"
 
@@ -29,8 +34,22 @@ double now_s() {
 }
 
 // Per-step values every rank contributes to one all-reduce: the loss, the loss by t
-// quartile, and the stop flag (SIGUSR1/SIGTERM on any rank stops all of them).
-enum StepStat { kLossSum, kQuartileSum, kQuartileCount = kQuartileSum + 4, kStop = kQuartileCount + 4, kNumStats };
+// quartile, whether this rank saw a NaN/Inf loss or gradient, and how many ranks got a
+// stop signal. Summed, they are the same on every rank, so every rank takes the same
+// decision: skip the step, stop, or go on.
+enum StepStat {
+  kLossSum,
+  kQuartileSum,
+  kQuartileCount = kQuartileSum + 4,
+  kNonFinite = kQuartileCount + 4,
+  kStopUsr1,
+  kStopTerm,
+  kNumStats
+};
+
+// The state a run starts from, as rank 0 read it (then broadcast): [resumed, step,
+// iteration, data_epoch, data_position, nonfinite_skips, world_size of the checkpoint].
+enum StartField { kResumed, kStep, kIteration, kDataEpoch, kDataPosition, kSkips, kSavedWorldSize, kNumStartFields };
 
 // t ~ U{0, ..., T-1} for global example `index` of iteration `iteration`.
 int draw_timestep(uint64_t seed, uint32_t iteration, uint32_t index, int T) {
@@ -44,12 +63,19 @@ int threads_for(const DeviceConfig& device, const World& world) {
   return std::max(1, cores / std::max(1, world.local_size()));
 }
 
+std::string signal_names(const double* stats) {
+  if (stats[kStopUsr1] > 0 && stats[kStopTerm] > 0) return "SIGUSR1 and SIGTERM";
+  return stats[kStopUsr1] > 0 ? "SIGUSR1" : "SIGTERM";
+}
+
 }  // namespace
 
 struct Trainer::Impl {
   World& world;
   Config cfg;
   TrainOptions opt;
+  std::unique_ptr<Watchdog> watchdog;
+  FaultInjector faults;
   std::string checkpoint_dir, samples_dir;
   std::unique_ptr<Ops> ops;
   std::unique_ptr<UNet> net;
@@ -57,19 +83,33 @@ struct Trainer::Impl {
   std::unique_ptr<Optimizer> optimizer;
   std::unique_ptr<data::Loader> loader;
   std::unique_ptr<GradientAllReduce> reducer;
-  std::unique_ptr<TrainLog> log;
+  std::unique_ptr<CheckpointWriter> writer;  // rank 0
+  std::unique_ptr<TrainLog> log;             // rank 0
   int64_t P = 0, per_example = 0;
   int local_batch = 0;
   // Backend buffers with the parameter layout, and the step's activations.
   float *params = nullptr, *grads = nullptr, *m = nullptr, *v = nullptr, *ema = nullptr;
   float *x0 = nullptr, *x_t = nullptr, *noise = nullptr, *out = nullptr, *dout = nullptr, *t_dev = nullptr;
   float* sample_weights = nullptr;  // ranks other than 0: EMA copy for the sample grids
+  HostFloats replica_scratch;       // consistency check on a device backend
+  // Rank 0, from reading the start checkpoint until it is broadcast.
+  HostFloats start_params, start_ema, start_m, start_v;
+  std::string start_path;
   TrainState state;
+  int64_t start_world_size = 0;
+  int64_t checkpointed_step = -1;  // the step of the checkpoint this run resumed from
   uint64_t version = 1;
   uint32_t dataset_checksum = 0;
 
+  struct StepResult {
+    double stats[kNumStats] = {0};
+    double grad_norm = 0;
+    bool applied = false;
+  };
+
   Impl(World& w, const Config& c, const TrainOptions& o) : world(w), cfg(c), opt(o) {}
   ~Impl() {
+    writer.reset();  // finish the write in flight before the buffers go
     if (!ops) return;
     for (float* p : {params, grads, m, v, ema, x0, x_t, noise, out, dout, t_dev, sample_weights}) {
       if (p) ops->release(p);
@@ -80,12 +120,18 @@ struct Trainer::Impl {
   void say(const std::string& text) {
     if (log) log->line(text);
   }
+  void enter(const WatchPhase& p) { watchdog->enter(p, state.iteration); }
 
   void setup_local();
-  std::string choose_checkpoint();
-  void load_or_init(const std::string& checkpoint);
-  void write_checkpoint_now();
+  void read_start_point();
+  void distribute_start_point();
+  StepResult train_step();
+  void check_replicas();
+  void start_checkpoint();
+  void report_checkpoints();
+  [[noreturn]] void abort_after_skips(int64_t skips, bool loss_was_finite);
   void sample_grid();
+  int finish(int status, const std::string& stop_reason);
   int loop();
 };
 
@@ -93,6 +139,7 @@ struct Trainer::Impl {
 // the dataset. Collective calls only start after the ranks agree that this worked.
 void Trainer::Impl::setup_local() {
   const int W = world.size();
+  faults = FaultInjector::from_environment();
   if (cfg.train.batch_size % W != 0) {
     input_error(opt.config_source, ": train.batch_size ", cfg.train.batch_size, " is not divisible by the ", W,
                 " ranks");
@@ -129,14 +176,21 @@ void Trainer::Impl::setup_local() {
   if (mc.out_ch != mc.in_channels) input_error(opt.config_source, ": model.out_ch must equal model.in_channels");
 }
 
-// Rank 0 picks the newest checkpoint that reads back intact and matches the config;
-// corrupt ones are skipped with a warning. Returns "" for a fresh run.
-std::string Trainer::Impl::choose_checkpoint() {
-  HostFloats scratch = alloc_host_floats(P);
-  for (const std::string& path : list_checkpoints(checkpoint_dir)) {
+// Rank 0 reads the newest checkpoint that reads back intact — every tensor of params,
+// ema and both Adam moments against its checksum — and matches the config; corrupt ones
+// are skipped with a warning. No checkpoint: a fresh start from the initial weights.
+// Checkpoints that are all corrupt: bad input (never silently start over).
+void Trainer::Impl::read_start_point() {
+  for (HostFloats* b : {&start_params, &start_ema, &start_m, &start_v}) *b = alloc_host_floats(P);
+  const TrainBuffers host{start_params.get(), start_ema.get(), start_m.get(), start_v.get()};
+  if (const int removed = remove_unfinished_checkpoints(checkpoint_dir)) {
+    say(cat("removed ", removed, " unfinished checkpoint file(s) of an interrupted write"));
+  }
+  const std::vector<std::string> paths = list_checkpoints(checkpoint_dir);
+  for (const std::string& path : paths) {
     TrainState s;
     try {
-      s = read_checkpoint(path, net->layout(), TrainBuffers{scratch.get(), nullptr, nullptr, nullptr});
+      s = read_checkpoint(path, net->layout(), host);
     } catch (const InputError& e) {
       say(cat("warning: skipping checkpoint: ", e.what()));
       continue;
@@ -152,32 +206,57 @@ std::string Trainer::Impl::choose_checkpoint() {
     if (s.dataset_checksum != static_cast<int64_t>(dataset_checksum)) {
       say(cat("warning: ", cfg.data.path, " differs from the dataset this run started on (checksum)"));
     }
-    return path;
+    if (saved.train.batch_size != cfg.train.batch_size) {
+      say(cat("warning: train.batch_size changed from ", saved.train.batch_size, " to ", cfg.train.batch_size,
+              ": the run goes on, but with another stream of batches than it would have had"));
+    }
+    start_path = path;
+    state = s;
+    return;
   }
-  return "";
+  if (!paths.empty()) {
+    input_error(checkpoint_dir, ": none of the ", paths.size(),
+                " checkpoint(s) reads back intact (see the warnings in train.log); restore one, or move them "
+                "away to start afresh");
+  }
+  init_params(net->layout(), start_params.get(), cfg.train.seed);
+  std::copy(start_params.get(), start_params.get() + P, start_ema.get());  // the EMA starts as the weights
+  state = TrainState{};
 }
 
-void Trainer::Impl::load_or_init(const std::string& checkpoint) {
+// Every rank takes rank 0's start point: the counters, the weights and the Adam moments
+// (one read of the checkpoint, not one per rank); the EMA stays on rank 0.
+void Trainer::Impl::distribute_start_point() {
+  int64_t fields[kNumStartFields] = {!start_path.empty(), state.step, state.iteration, state.data_epoch,
+                                     state.data_position, state.nonfinite_skips, state.world_size};
+  world.broadcast(fields, kNumStartFields);
+  const bool resumed = fields[kResumed] != 0;
+  state.step = fields[kStep];
+  state.iteration = fields[kIteration];
+  state.data_epoch = fields[kDataEpoch];
+  state.data_position = fields[kDataPosition];
+  state.nonfinite_skips = fields[kSkips];
+  start_world_size = fields[kSavedWorldSize];
+  checkpointed_step = resumed ? state.step : -1;
+
   for (float** p : {&params, &grads, &m, &v}) *p = ops->alloc(P);
   if (root()) ema = ops->alloc(P);
   const int64_t act = local_batch * per_example;
   for (float** p : {&x0, &x_t, &noise, &out, &dout}) *p = ops->alloc(act);
   t_dev = ops->alloc(local_batch);
-  HostFloats hp = alloc_host_floats(P), hm = alloc_host_floats(P), hv = alloc_host_floats(P);
-  HostFloats he = alloc_host_floats(root() ? P : 1);
-  if (checkpoint.empty()) {
-    if (root()) init_params(net->layout(), hp.get(), cfg.train.seed);
-    world.broadcast(hp.get(), P);  // every rank starts from rank 0's weights
-    if (root()) std::copy(hp.get(), hp.get() + P, he.get());  // the EMA starts as the weights
-    state = TrainState{};
-  } else {
-    state = read_checkpoint(checkpoint, net->layout(), TrainBuffers{hp.get(), root() ? he.get() : nullptr, hm.get(),
-                                                                    hv.get()});
+  if (!root()) start_params = alloc_host_floats(P);
+  world.broadcast(start_params.get(), P);
+  ops->upload(params, start_params.get(), P);
+  if (resumed) {  // fresh moments are zero, as allocated
+    if (!root()) start_m = alloc_host_floats(P), start_v = alloc_host_floats(P);
+    world.broadcast(start_m.get(), P);
+    world.broadcast(start_v.get(), P);
+    ops->upload(m, start_m.get(), P);
+    ops->upload(v, start_v.get(), P);
   }
-  ops->upload(params, hp.get(), P);
-  ops->upload(m, hm.get(), P);
-  ops->upload(v, hv.get(), P);
-  if (root()) ops->upload(ema, he.get(), P);
+  if (root()) ops->upload(ema, start_ema.get(), P);
+  for (HostFloats* b : {&start_params, &start_ema, &start_m, &start_v}) b->reset();
+
   optimizer->set_step_count(state.step);
   state.world_size = world.size();
   state.config_yaml = cfg.to_yaml();
@@ -195,34 +274,157 @@ void Trainer::Impl::load_or_init(const std::string& checkpoint) {
   loader = std::make_unique<data::Loader>(lo);
   const int64_t bucket = std::max<int64_t>(1024, static_cast<int64_t>(cfg.train.bucket_mb * (1 << 20) / 4));
   reducer = make_mpi_allreduce(world, bucket);
+  if (root()) {
+    writer = std::make_unique<CheckpointWriter>(checkpoint_dir, cfg.model, net->layout(), cfg.train.keep_checkpoints);
+  }
 }
 
-void Trainer::Impl::write_checkpoint_now() {
-  if (!root()) return;
-  const double t0 = now_s();
-  // Host snapshots of the backend buffers (on the CPU backend these are the buffers).
-  HostFloats hp, hm, hv, he;
-  TrainBuffers b{params, ema, m, v};
+// One iteration on this rank: its slice of the global batch, forward, backward with the
+// bucketed all-reduce overlapped, then one small all-reduce in which the ranks agree on
+// the loss, on whether anything was NaN/Inf and on the stop flag; all ranks then apply
+// the same update (or all skip it).
+Trainer::Impl::StepResult Trainer::Impl::train_step() {
+  const TrainConfig& tc = cfg.train;
+  const int T = diffusion->num_timesteps(), B = tc.batch_size, rank = world.rank();
+  const int64_t iteration = state.iteration;
+  const auto iteration32 = static_cast<uint32_t>(iteration);
+  std::vector<int> t(local_batch);
+  std::vector<float> t_float(local_batch);
+  std::vector<double> losses(local_batch);
+
+  enter(phase::kData);
+  const data::Batch batch = loader->next();
+  const auto first = static_cast<uint32_t>(batch.first_global_example);
+
+  enter(phase::kForward);
+  ops->images_to_model(x0, batch.pixels.data(), local_batch * per_example);
+  for (int i = 0; i < local_batch; ++i) {
+    t[i] = draw_timestep(tc.seed, iteration32, first + i, T);
+    t_float[i] = static_cast<float>(t[i]);
+  }
+  ops->upload(t_dev, t_float.data(), local_batch);
+  ops->fill_normal(noise, local_batch, per_example, tc.seed, Purpose::kNoise, 0, iteration32, first);
+  ops->q_sample(*diffusion, x_t, x0, noise, t.data(), local_batch, per_example);
+  Pass ps;
+  ps.ops = ops.get(), ps.params = params, ps.grads = grads, ps.N = local_batch, ps.training = true;
+  ps.version = version;
+  ps.dropout = DropoutKey{tc.seed, 0, iteration32, first};
+  net->forward(ps, out, x_t, t_dev);
+  // grad_weight 1/B: summing the ranks' gradients gives that of the global mean loss, so
+  // the averaging is this scale, not a pass of its own.
+  ops->training_losses(*diffusion, losses.data(), dout, out, x0, x_t, noise, t.data(), local_batch, per_example,
+                       1.0 / B);
+  if (faults.fires(FaultKind::kNanLoss, rank, iteration)) losses[0] = NAN;
+
+  enter(phase::kBackward);
+  ops->zero(grads, P);
+  if (faults.fires(FaultKind::kNanGrad, rank, iteration)) {
+    const float nan = NAN;
+    ops->upload(grads, &nan, 1);  // offset 0 is the last bucket to go: it must reach the others
+  }
+  reducer->begin(grads, P);
+  net->backward(ps, dout, [&](int64_t from) { reducer->ready(from); });
+  enter(phase::kAllReduce);
+  reducer->finish();
+
+  enter(phase::kAgreement);
+  StepResult r;
+  r.grad_norm = std::sqrt(ops->sum_squares(grads, P));
+  double* stats = r.stats;
+  for (int i = 0; i < local_batch; ++i) {
+    const int q = std::min(3, t[i] * 4 / T);
+    stats[kLossSum] += losses[i];
+    stats[kQuartileSum + q] += losses[i];
+    stats[kQuartileCount + q] += 1;
+  }
+  stats[kNonFinite] = std::isfinite(stats[kLossSum]) && std::isfinite(r.grad_norm) ? 0 : 1;
+  stats[kStopUsr1] = stop_signal() == SIGUSR1 ? 1 : 0;
+  stats[kStopTerm] = stop_signal() == SIGTERM ? 1 : 0;
+  world.sum(stats, kNumStats);
+
+  enter(phase::kOptimizer);
+  r.applied = stats[kNonFinite] == 0;
+  if (r.applied) {
+    // Optimizer::step with the norm computed above: it had to be agreed on before the update.
+    ops->adam_ema_update(params, m, v, ema, grads, P, optimizer->next_step(r.grad_norm));
+    optimizer->set_step_count(optimizer->step_count() + 1);
+    ++version;
+    state.step = optimizer->step_count();
+  }
+  if (faults.fires(FaultKind::kPerturbParam, rank, iteration)) {
+    float first_param = 0;
+    ops->download(&first_param, params, 1);
+    first_param += 1e-3f;
+    ops->upload(params, &first_param, 1);
+    ++version;
+  }
+  ++state.iteration;
+  state.data_epoch = batch.next.epoch;
+  state.data_position = batch.next.position;
+  return r;
+}
+
+// The replicas must stay bitwise identical (same data, same reduced gradient, same
+// update). Every rank hashes its parameters; any difference ends the job before a
+// checkpoint could capture one rank's drift.
+void Trainer::Impl::check_replicas() {
+  if (world.size() == 1) return;
+  enter(phase::kConsistency);
+  const float* host = params;
   if (!ops->host_memory()) {
-    hp = alloc_host_floats(P), hm = alloc_host_floats(P), hv = alloc_host_floats(P), he = alloc_host_floats(P);
-    ops->download(hp.get(), params, P);
-    ops->download(hm.get(), m, P);
-    ops->download(hv.get(), v, P);
-    ops->download(he.get(), ema, P);
-    b = TrainBuffers{hp.get(), he.get(), hm.get(), hv.get()};
+    if (!replica_scratch) replica_scratch = alloc_host_floats(P);
+    ops->download(replica_scratch.get(), params, P);
+    host = replica_scratch.get();
   }
-  try {
-    const std::string path =
-        write_checkpoint(checkpoint_dir, cfg.model, net->layout(), b, state, cfg.train.keep_checkpoints);
-    say(cat("checkpoint ", path, " (", static_cast<int>((now_s() - t0) * 1000), " ms)"));
-  } catch (const InputError& e) {
-    // The previous checkpoint is intact; training goes on and tries again next time.
-    say(cat("warning: checkpoint at step ", state.step, " failed: ", e.what()));
+  const std::vector<int64_t> hashes = world.allgather(tensor_crc32(host, P));
+  std::string differing;
+  for (size_t r = 1; r < hashes.size(); ++r) {
+    if (hashes[r] != hashes[0]) differing += cat(differing.empty() ? "" : ", ", r);
   }
+  if (differing.empty()) return;
+  world.abort_agreed(kExitInternal,
+                     cat("ddpm_train: error: the parameters differ across ranks after step ", state.step,
+                         " (iteration ", state.iteration, "): rank(s) ", differing,
+                         " differ from rank 0; replicas must stay identical (a non-deterministic kernel, a "
+                         "hardware fault or a bug): resume from the last checkpoint"));
+}
+
+void Trainer::Impl::start_checkpoint() {
+  if (!root()) return;
+  enter(phase::kCheckpoint);
+  writer->start(*ops, TrainBuffers{params, ema, m, v}, state);
+}
+
+// Rank 0 logs the background writes that finished.
+void Trainer::Impl::report_checkpoints() {
+  if (!root()) return;
+  for (const CheckpointWriter::Outcome& o : writer->take_finished()) {
+    if (o.ok) {
+      say(cat("checkpoint ", o.path, " (", static_cast<int>(o.seconds * 1000), " ms)"));
+    } else {
+      say(cat("warning: checkpoint at step ", o.step, " failed: ", o.error, "; the previous checkpoint is intact"));
+    }
+  }
+}
+
+void Trainer::Impl::abort_after_skips(int64_t skips, bool loss_was_finite) {
+  // The weights are those of the last good step; the checkpoint records the skipped
+  // batches, so a resume (say with a lower train.lr) starts after them.
+  if (root()) {
+    enter(phase::kFinish);
+    writer->start(*ops, TrainBuffers{params, ema, m, v}, state);
+    writer->wait();
+    report_checkpoints();
+  }
+  world.abort_agreed(kExitInternal, cat("ddpm_train: error: ", skips, " steps in a row had a NaN/Inf ",
+                                        loss_was_finite ? "gradient" : "loss", " (iteration ", state.iteration,
+                                        ", train.max_nonfinite_skips = ", cfg.train.max_nonfinite_skips,
+                                        "); lower train.lr or check the data"));
 }
 
 // A grid of EMA samples, drawn by all ranks (rank 0 lends its EMA weights).
 void Trainer::Impl::sample_grid() {
+  enter(phase::kSampleGrid);
   const int W = world.size(), count = cfg.train.sample_count;
   const int per_rank = (count + W - 1) / W;
   const float* weights = ema;
@@ -242,8 +444,9 @@ void Trainer::Impl::sample_grid() {
   std::vector<float> mine(static_cast<size_t>(per_rank) * per_example), all;
   if (root()) all.resize(static_cast<size_t>(per_rank) * W * per_example);
   const double t0 = now_s();
+  // Each sampler step is progress: the watchdog times steps, not the whole grid.
   sampler.sample(weights, version + (uint64_t{1} << 40), int64_t{world.rank()} * per_rank, per_rank, mine.data(),
-                 nullptr);
+                 nullptr, [&](int, int) { watchdog->beat(); });
   world.gather(all.data(), mine.data(), static_cast<int64_t>(per_rank) * per_example);
   net->prepare(*ops, local_batch);
   if (!root()) return;
@@ -259,158 +462,153 @@ void Trainer::Impl::sample_grid() {
           static_cast<int>(now_s() - t0), " s)"));
 }
 
+// The end of a run, done or stopped: rank 0 commits a checkpoint of the current step
+// (unless it has one) and waits for it; only then do the ranks learn the outcome and
+// exit together, so no rank leaves — and no launcher tears the job down — before the
+// checkpoint is on disk.
+int Trainer::Impl::finish(int status, const std::string& stop_reason) {
+  check_replicas();
+  enter(phase::kFinish);
+  int64_t committed = 1;
+  if (root()) {
+    if (state.step != checkpointed_step && writer->last_committed_step() != state.step) {
+      writer->start(*ops, TrainBuffers{params, ema, m, v}, state);
+    }
+    writer->wait();
+    report_checkpoints();
+    committed = state.step == checkpointed_step || writer->last_committed_step() == state.step;
+  }
+  world.broadcast(&committed, 1);
+  if (!committed) {
+    const std::vector<std::string> left = root() ? list_checkpoints(checkpoint_dir) : std::vector<std::string>{};
+    say(cat("ddpm_train: error: the checkpoint at step ", state.step,
+            " could not be written (see the warning above); the newest complete one is ",
+            left.empty() ? std::string("none") : left.front(), ". Free space or fix the file system, then resume"));
+    return kExitInternal;
+  }
+  if (status == kExitRequeue) {
+    say(cat("stopping at step ", state.step, " on ", stop_reason, ": checkpoint committed, exit ", kExitRequeue,
+            " (requeue)"));
+  }
+  return status;
+}
+
 int Trainer::Impl::loop() {
   const TrainConfig& tc = cfg.train;
-  const int T = diffusion->num_timesteps(), B = tc.batch_size;
-  std::vector<int> t(local_batch);
-  std::vector<float> t_float(local_batch);
-  std::vector<double> losses(local_batch);
+  const int B = tc.batch_size;
   double stats_acc[kNumStats] = {0};
   int64_t interval_steps = 0, interval_skipped = 0, consecutive_skips = 0;
   double interval_start = now_s(), last_norm = 0, comm_wait = 0;
   const int64_t start_step = state.step;
   const double run_start = now_s();
-  Pass ps;
-  ps.ops = ops.get(), ps.params = params, ps.grads = grads, ps.N = local_batch, ps.training = true;
   net->prepare(*ops, local_batch);
   if (root()) {
-    say(cat(state.step == 0 ? "training" : "resuming at step " + std::to_string(state.step), ": ", world.size(),
-            " rank(s) x ", local_batch, " images, ", net->layout().num_parameters(), " parameters, backend ",
-            ops->name()));
+    if (!faults.empty()) say(cat("warning: ", FaultInjector::kVariable, "=", faults.spec(), " is set: injecting faults (tests only)"));
+    say(cat(checkpointed_step < 0 ? std::string("training")
+                                  : cat("resuming at step ", state.step, " from ", start_path, " (written by ",
+                                        start_world_size, " rank(s))"),
+            ": ", world.size(), " rank(s) x ", local_batch, " images, ", net->layout().num_parameters(),
+            " parameters, backend ", ops->name()));
   }
   while (state.step < tc.total_steps) {
-    const uint32_t iteration = static_cast<uint32_t>(state.iteration);
-    data::Batch batch;
-    try {
-      batch = loader->next();
-    } catch (const InputError& e) {
-      world.abort(kExitBadInput, cat("ddpm_train: error: rank ", world.rank(), ": ", e.what()));
-    }
-    const uint32_t first = static_cast<uint32_t>(batch.first_global_example);
-    ops->images_to_model(x0, batch.pixels.data(), local_batch * per_example);
-    for (int i = 0; i < local_batch; ++i) {
-      t[i] = draw_timestep(tc.seed, iteration, first + i, T);
-      t_float[i] = static_cast<float>(t[i]);
-    }
-    ops->upload(t_dev, t_float.data(), local_batch);
-    ops->fill_normal(noise, local_batch, per_example, tc.seed, Purpose::kNoise, 0, iteration, first);
-    ops->q_sample(*diffusion, x_t, x0, noise, t.data(), local_batch, per_example);
-    ps.version = version;
-    ps.dropout = DropoutKey{tc.seed, 0, iteration, first};
-    net->forward(ps, out, x_t, t_dev);
-    // grad_weight 1/B: summing the ranks' gradients gives that of the global mean loss.
-    ops->training_losses(*diffusion, losses.data(), dout, out, x0, x_t, noise, t.data(), local_batch, per_example,
-                         1.0 / B);
-    ops->zero(grads, P);
-    reducer->begin(grads, P);
-    net->backward(ps, dout, [&](int64_t from) { reducer->ready(from); });
-    reducer->finish();
+    const StepResult r = train_step();
+    const double* stats = r.stats;
     comm_wait += reducer->last_wait_seconds();
-
-    double stats[kNumStats] = {0};
-    for (int i = 0; i < local_batch; ++i) {
-      const int q = std::min(3, t[i] * 4 / T);
-      stats[kLossSum] += losses[i];
-      stats[kQuartileSum + q] += losses[i];
-      stats[kQuartileCount + q] += 1;
-    }
-    stats[kStop] = stop_requested() ? 1 : 0;
-    world.sum(stats, kNumStats);
-    const double loss = stats[kLossSum] / B;
-    const double norm = std::isfinite(loss) ? optimizer->step(*ops, params, grads, m, v, ema, P) : NAN;
-    ++state.iteration;
-    state.data_epoch = batch.next.epoch;
-    state.data_position = batch.next.position;
-    if (!std::isfinite(norm)) {
+    if (!r.applied) {
       ++state.nonfinite_skips;
       ++interval_skipped;
-      if (++consecutive_skips >= tc.max_nonfinite_skips) {
-        if (root()) write_checkpoint_now();
-        world.abort(kExitInternal, cat("ddpm_train: error: ", consecutive_skips, " steps in a row had a NaN/Inf ",
-                                       std::isfinite(loss) ? "gradient" : "loss", " (iteration ", state.iteration,
-                                       "); lower train.lr or check the data"));
-      }
+      if (++consecutive_skips >= tc.max_nonfinite_skips) abort_after_skips(consecutive_skips, std::isfinite(stats[kLossSum]));
     } else {
       consecutive_skips = 0;
-      ++version;
-      state.step = optimizer->step_count();
-      last_norm = norm;
-      for (int k = 0; k < kStop; ++k) stats_acc[k] += stats[k];
+      last_norm = r.grad_norm;
+      for (int k = 0; k < kNonFinite; ++k) stats_acc[k] += stats[k];
       ++interval_steps;
     }
 
     const bool last = state.step >= tc.total_steps;
-    const bool stop = stats[kStop] > 0;
+    const bool stop = stats[kStopUsr1] + stats[kStopTerm] > 0;
+    const bool boundary = (r.applied && state.step % tc.log_every == 0) || last || stop;
     const double elapsed = now_s() - run_start;
     const double steps_per_s = (state.step - start_step) / std::max(elapsed, 1e-9);
-    StepReport r;
-    r.step = state.step, r.total_steps = tc.total_steps, r.iteration = state.iteration;
-    r.loss = interval_steps ? stats_acc[kLossSum] / (static_cast<double>(interval_steps) * B) : NAN;
-    r.lr = optimizer->learning_rate(std::max<int64_t>(state.step - 1, 0));
-    r.grad_norm = last_norm;
-    r.eta_s = (tc.total_steps - state.step) / std::max(steps_per_s, 1e-9);
-    if (root() && log) {
-      r.images_per_s = steps_per_s * B;
-      log->progress(r);
+    StepReport rep;
+    rep.step = state.step, rep.total_steps = tc.total_steps, rep.iteration = state.iteration;
+    rep.loss = interval_steps ? stats_acc[kLossSum] / (static_cast<double>(interval_steps) * B) : NAN;
+    rep.lr = optimizer->learning_rate(std::max<int64_t>(state.step - 1, 0));
+    rep.grad_norm = last_norm;
+    rep.eta_s = (tc.total_steps - state.step) / std::max(steps_per_s, 1e-9);
+    if (root()) {
+      rep.images_per_s = steps_per_s * B;
+      log->progress(rep);
     }
-    if ((state.step % tc.log_every == 0 || last || stop) && (interval_steps > 0 || interval_skipped > 0) && root()) {
+    if (boundary && root() && (interval_steps > 0 || interval_skipped > 0)) {
       for (int q = 0; q < 4; ++q) {
-        r.loss_quartile[q] = stats_acc[kQuartileCount + q] > 0 ? stats_acc[kQuartileSum + q] / stats_acc[kQuartileCount + q] : NAN;
+        const double n = stats_acc[kQuartileCount + q];
+        rep.loss_quartile[q] = n > 0 ? stats_acc[kQuartileSum + q] / n : NAN;
       }
-      r.images_per_s = (interval_steps + interval_skipped) * B / std::max(now_s() - interval_start, 1e-9);
-      r.skipped = interval_skipped;
-      r.comm_wait_s = comm_wait / std::max<int64_t>(interval_steps + interval_skipped, 1);
-      log->record(r);
+      rep.images_per_s = (interval_steps + interval_skipped) * B / std::max(now_s() - interval_start, 1e-9);
+      rep.skipped = interval_skipped;
+      rep.comm_wait_s = comm_wait / std::max<int64_t>(interval_steps + interval_skipped, 1);
+      log->record(rep);
     }
-    if (state.step % tc.log_every == 0 || last || stop) {
+    if (boundary) {
       std::fill(std::begin(stats_acc), std::end(stats_acc), 0.0);
       interval_steps = interval_skipped = 0;
       comm_wait = 0;
       interval_start = now_s();
     }
-    if (consecutive_skips == 0 && tc.sample_every > 0 && state.step % tc.sample_every == 0) sample_grid();
-    if (consecutive_skips == 0 && (state.step % tc.checkpoint_every == 0 || last || stop)) write_checkpoint_now();
-    if (stop && !last) {
-      if (root()) say(cat("stopping at step ", state.step, " on a signal: checkpoint written, exit ", kExitRequeue));
-      return kExitRequeue;
+    report_checkpoints();
+    if (last || stop) {
+      const int status = finish(last ? kExitOk : kExitRequeue, signal_names(stats));
+      if (status == kExitOk) say(cat("done: step ", state.step, " in ", format_duration(now_s() - run_start)));
+      return status;
     }
+    if (r.applied && state.step % tc.log_every == 0) check_replicas();
+    if (r.applied && tc.sample_every > 0 && state.step % tc.sample_every == 0) sample_grid();
+    if (r.applied && state.step % tc.checkpoint_every == 0) start_checkpoint();
   }
-  if (root()) say(cat("done: step ", state.step, " in ", format_duration(now_s() - run_start)));
-  return kExitOk;
+  // Resumed at or past train.total_steps: nothing to train; make sure it is checkpointed.
+  return finish(kExitOk, "");
 }
 
 Trainer::Trainer(World& world, const Config& config, const TrainOptions& options)
     : impl_(std::make_unique<Impl>(world, config, options)) {
   Impl& im = *impl_;
-  std::string error;
-  try {
-    im.setup_local();
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  error = world.agree_on_error(error);
-  if (!error.empty()) throw InputError(error);
-  std::string checkpoint;
-  try {
-    if (im.root()) checkpoint = im.choose_checkpoint();
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  error = world.agree_on_error(error);
-  if (!error.empty()) throw InputError(error);
-  world.broadcast(&checkpoint);
-  try {
-    im.load_or_init(checkpoint);
-  } catch (const InputError& e) {
-    error = e.what();
-  }
-  error = world.agree_on_error(error);
-  if (!error.empty()) throw InputError(error);
+  // Watch from the start: a rank that hangs in setup (a dead file system) must not hang
+  // the others in the first collective.
+  im.watchdog = std::make_unique<Watchdog>(world.rank(), config.train.step_timeout_s,
+                                           [&world](const std::string& message) { world.abort(kExitInternal, message); });
+  // Each stage ends with the ranks agreeing on the first error, so bad input found by
+  // any rank stops every rank with the same one line.
+  auto agreed_stage = [&](auto&& stage) {
+    std::string error;
+    try {
+      stage();
+    } catch (const InputError& e) {
+      error = e.what();
+    }
+    error = world.agree_on_error(error);
+    if (!error.empty()) throw InputError(error);
+  };
+  agreed_stage([&] { im.setup_local(); });
+  agreed_stage([&] {
+    if (im.root()) im.read_start_point();
+  });
+  agreed_stage([&] { im.distribute_start_point(); });
   if (im.root()) fs::write_text_atomic(fs::join(options.run_dir, "config.yaml"), config.to_yaml());
 }
 
 Trainer::~Trainer() = default;
 
-int Trainer::run() { return impl_->loop(); }
+int Trainer::run() {
+  World& world = impl_->world;
+  try {
+    return impl_->loop();
+  } catch (const InputError& e) {
+    // A rank's own bad input mid-run (a corrupt shard): it alone knows, so it ends the job.
+    world.abort(kExitBadInput, cat("ddpm_train: error: rank ", world.rank(), ": ", e.what()));
+  } catch (const std::exception& e) {
+    world.abort(kExitInternal, cat("ddpm_train: internal error on rank ", world.rank(), ": ", e.what()));
+  }
+}
 
 }  // namespace ddpm
