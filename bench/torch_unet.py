@@ -1,7 +1,14 @@
-"""The PyTorch side of bench/vs_pytorch.sh: the same model (tests/reference/unet_ref.py),
-the same batch and the same step (forward, L_simple, backward, Adam) on the CPU.
-Run with Debian's /usr/bin/python3 (python3-torch)."""
+"""The PyTorch side of bench/vs_pytorch.sh (CPU) and bench/gpu_check.sh (GPU): the same
+model (tests/reference/unet_ref.py), the same batch and the same step (forward,
+L_simple, backward, global-norm clipping, Adam).
+CPU (the default): run with Debian's /usr/bin/python3 (python3-torch).
+GPU: --device cuda [--precision fp32|tf32|bf16] [--compile]; bf16 runs under autocast
+(bf16 matrix inputs, fp32 master weights and optimizer), tf32 allows TF32 in cuDNN
+and cuBLAS, fp32 forbids it. Activations are channels_last (cuDNN's fastest layout),
+Adam is the fused CUDA one: PyTorch at its best on the card."""
 import argparse
+import contextlib
+import math
 import os
 import statistics
 import sys
@@ -14,6 +21,22 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 import unet_ref  # noqa: E402
 
 
+def timestep_embedding_on_device(t, dim):
+    """unet_ref.timestep_embedding with its frequencies made on t's device (same math)."""
+    half = dim // 2
+    freq = torch.exp(torch.arange(half, dtype=torch.float32, device=t.device) * -(math.log(10000.0) / (half - 1)))
+    arg = t.to(torch.float32)[:, None] * freq[None, :]
+    emb = torch.cat([torch.sin(arg), torch.cos(arg)], dim=1)
+    if dim % 2 == 1:
+        emb = torch.nn.functional.pad(emb, (0, 1))
+    return emb
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--config", required=True)
@@ -21,48 +44,90 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
+    ap.add_argument("--precision", choices=["fp32", "tf32", "bf16"], default="fp32")
+    ap.add_argument("--compile", action="store_true", help="torch.compile the model (compile time is reported)")
+    ap.add_argument("--mode", choices=["both", "train", "forward"], default="both")
     args = ap.parse_args()
 
+    dev = args.device
     torch.set_num_threads(args.threads)
-    torch.set_flush_denormal(True)
+    if dev == "cpu":
+        torch.set_flush_denormal(True)
+    else:
+        unet_ref.timestep_embedding = timestep_embedding_on_device
+        tf32 = args.precision == "tf32"
+        torch.backends.cuda.matmul.allow_tf32 = tf32
+        torch.backends.cudnn.allow_tf32 = tf32
+        torch.backends.cudnn.benchmark = True
     with open(args.config) as f:
         cfg = yaml.safe_load(f)
-    model = unet_ref.from_config(cfg["model"])
+    model = unet_ref.from_config(cfg["model"]).to(dev)
+    fmt = torch.channels_last if dev == "cuda" else torch.contiguous_format
+    model = model.to(memory_format=fmt)
     train = cfg.get("train", {})
-    opt = torch.optim.Adam(model.parameters(), lr=train.get("lr", 2e-4), betas=(0.9, 0.999), eps=1e-8)
+    adam_kw = {"fused": True} if dev == "cuda" else {}
+    opt = torch.optim.Adam(model.parameters(), lr=train.get("lr", 2e-4), betas=(0.9, 0.999), eps=1e-8, **adam_kw)
     r, c = cfg["model"]["resolution"], cfg["model"]["in_channels"]
     n = args.batch
-    x = torch.randn(n, c, r, r)
-    noise = torch.randn(n, cfg["model"]["out_ch"], r, r)
-    t = torch.arange(n) * 997 % 1000
-    print(f"torch_unet: {args.config}, batch {n}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
-          f"MKLDNN {torch.backends.mkldnn.is_available()}")
+    x = torch.randn(n, c, r, r).to(dev).to(memory_format=fmt)
+    noise = torch.randn(n, cfg["model"]["out_ch"], r, r).to(dev).to(memory_format=fmt)
+    t = (torch.arange(n) * 997 % 1000).to(dev)
+    run = torch.compile(model) if args.compile else model
+    if dev == "cpu":
+        print(f"torch_unet: {args.config}, batch {n}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
+              f"MKLDNN {torch.backends.mkldnn.is_available()}")
+    else:
+        print(f"torch_unet: {args.config}, batch {n}, torch {torch.__version__}, {torch.cuda.get_device_name()}, "
+              f"precision {args.precision}, {'torch.compile' if args.compile else 'eager'}")
 
-    model.train()
-    times = []
-    for it in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
-        opt.zero_grad(set_to_none=False)
-        loss = ((model(x, t) - noise) ** 2).mean()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        if it >= args.warmup:
-            times.append(time.perf_counter() - t0)
-    train_s = statistics.median(times)
-    print(f"train step: {train_s:.4f} s  ({n / train_s:.2f} img/s)")
+    def autocast():
+        if dev == "cuda" and args.precision == "bf16":
+            return torch.autocast("cuda", dtype=torch.bfloat16)
+        return contextlib.nullcontext()
 
-    model.eval()
-    times = []
-    with torch.no_grad():
+    train_s = fwd_s = 0.0
+    first_s = []
+    if args.mode in ("both", "train"):
+        model.train()
+        times = []
         for it in range(args.warmup + args.steps):
+            sync(dev)
             t0 = time.perf_counter()
-            model(x, t)
+            opt.zero_grad(set_to_none=False)
+            with autocast():
+                out = run(x, t)
+            loss = ((out.float() - noise) ** 2).mean()
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            opt.step()
+            sync(dev)
             if it >= args.warmup:
                 times.append(time.perf_counter() - t0)
-    fwd_s = statistics.median(times)
-    print(f"forward:    {fwd_s:.4f} s  ({n / fwd_s:.2f} img/s)")
-    print(f"RESULT train_img_s={n / train_s:.4f} forward_img_s={n / fwd_s:.4f}")
+            elif it == 0:
+                first_s.append(time.perf_counter() - t0)
+        train_s = statistics.median(times)
+        print(f"train step: {train_s:.4f} s  ({n / train_s:.2f} img/s)")
+
+    if args.mode in ("both", "forward"):
+        model.eval()
+        times = []
+        with torch.no_grad():
+            for it in range(args.warmup + args.steps):
+                sync(dev)
+                t0 = time.perf_counter()
+                with autocast():
+                    run(x, t)
+                sync(dev)
+                if it >= args.warmup:
+                    times.append(time.perf_counter() - t0)
+                elif it == 0 and args.mode == "forward":
+                    first_s.append(time.perf_counter() - t0)
+        fwd_s = statistics.median(times)
+        print(f"forward:    {fwd_s:.4f} s  ({n / fwd_s:.2f} img/s)")
+    extra = f" first_step_s={first_s[0]:.3f}" if dev == "cuda" and first_s else ""
+    print(f"RESULT train_img_s={n / train_s if train_s else 0:.4f} forward_img_s={n / fwd_s if fwd_s else 0:.4f}"
+          f"{extra}")
 
 
 if __name__ == "__main__":

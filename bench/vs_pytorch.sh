@@ -13,7 +13,7 @@ batch=${2:?usage: bench/vs_pytorch.sh CONFIG BATCH [STEPS]}
 steps=${3:-5}
 threads=$(nproc)
 source launch/deps.sh
-ddpm_ensure_packages
+ddpm_ensure_packages --with-tests
 [ -x build/bench/bench_unet ] || ddpm_build build >/dev/null
 blas=$(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | awk '/^Value:/{print $2}')
 echo "machine: $(lscpu | awk -F: '/Model name/{gsub(/^ +/,"",$2); print $2}'), $threads cores; BLAS for torch: ${blas:-unknown}"

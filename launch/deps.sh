@@ -1,13 +1,17 @@
 # Sourced by the launch scripts: installs the Debian packages ddpm needs, and only
 # those missing (quiet and quick when everything is there). Needs root or sudo.
+# What building and running ddpm needs.
 DDPM_PACKAGES=(
   build-essential cmake ninja-build pkg-config git
   libdnnl-dev libhdf5-dev libyaml-cpp-dev libboost-test-dev
   libopenmpi-dev openmpi-bin
   libpng-dev libjpeg-dev libwebp-dev liblmdb-dev zlib1g-dev
-  python3 python3-numpy python3-h5py python3-yaml python3-torch
-  libopenblas0-pthread
+  python3
 )
+# What the tests and benchmarks add: the PyTorch reference (Debian's python3-torch,
+# run as /usr/bin/python3) and OpenBLAS, without which torch falls back to the slow
+# reference BLAS.
+DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread)
 
 ddpm_missing_packages() {
   local missing=() p
@@ -17,7 +21,9 @@ ddpm_missing_packages() {
   echo "${missing[@]}"
 }
 
+# ddpm_ensure_packages [--with-tests]
 ddpm_ensure_packages() {
+  [ "${1:-}" = "--with-tests" ] && DDPM_PACKAGES+=("${DDPM_TEST_PACKAGES[@]}")
   local missing
   missing=$(ddpm_missing_packages)
   [ -z "$missing" ] && return 0

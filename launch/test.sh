@@ -6,6 +6,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source launch/deps.sh
-ddpm_ensure_packages
+ddpm_ensure_packages --with-tests
 ddpm_build build
 ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"

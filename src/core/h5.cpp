@@ -151,28 +151,29 @@ void File::check_hard_link(const std::string& name) const {
   }
 }
 
-bool File::has_group(const std::string& name) const {
-  Lock lock(h5_mutex());
+namespace {
+// The type of the object at `name`, following only links that exist (H5Oget_info on a
+// missing path would fail noisily); -1 when there is none.
+int object_type(hid_t file, const std::string& name) {
   std::string prefix;
   for (const std::string& part : split_path(name)) {
     prefix += "/" + part;
-    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
+    if (H5Lexists(file, prefix.c_str(), H5P_DEFAULT) <= 0) return -1;
   }
   H5O_info_t oi;
-  if (H5Oget_info_by_name(file_.get(), name.c_str(), &oi, H5P_DEFAULT) < 0) return false;
-  return oi.type == H5O_TYPE_GROUP;
+  if (H5Oget_info_by_name(file, name.c_str(), &oi, H5P_DEFAULT) < 0) return -1;
+  return static_cast<int>(oi.type);
+}
+}  // namespace
+
+bool File::has_group(const std::string& name) const {
+  Lock lock(h5_mutex());
+  return object_type(file_.get(), name) == H5O_TYPE_GROUP;
 }
 
 bool File::has_dataset(const std::string& name) const {
   Lock lock(h5_mutex());
-  std::string prefix;
-  for (const std::string& part : split_path(name)) {
-    prefix += "/" + part;
-    if (H5Lexists(file_.get(), prefix.c_str(), H5P_DEFAULT) <= 0) return false;
-  }
-  H5O_info_t oi;
-  if (H5Oget_info_by_name(file_.get(), name.c_str(), &oi, H5P_DEFAULT) < 0) return false;
-  return oi.type == H5O_TYPE_DATASET;
+  return object_type(file_.get(), name) == H5O_TYPE_DATASET;
 }
 
 std::vector<std::string> File::list(const std::string& group) const {

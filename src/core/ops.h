@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 
 #include "core/rng.h"
@@ -182,6 +183,25 @@ class Ops {
   virtual void ddim_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
                            const float* x_t, const float* noise, const int* t, const int* t_prev, int N,
                            int64_t per_example, double eta);
+
+  // --- replaying a fixed piece of work (CUDA graphs) --------------------------------
+  // Runs `work`, a sequence of Ops calls, so that a backend may record it once and
+  // replay the record later (the CUDA backend: warm-up on the first call for a key,
+  // stream capture into a CUDA graph on the second, graph replay from then on; the
+  // default just calls work()). The sampler wraps each step's U-Net forward in it so
+  // small batches are not bound by kernel launches. The caller guarantees, for a key:
+  //  - every call does the same work: the same methods, sizes, pointers and weight
+  //    versions; values that change between calls (t, x_t) are uploaded into the same
+  //    device buffers before the call, outside `work`;
+  //  - `work` makes no host transfers and no host decisions on device data: no upload,
+  //    download, synchronize, sum_squares, images_to_model, q_sample, training_losses,
+  //    p_sample or ddim_sample inside it (they move per-example values from the host);
+  //  - the layers it uses were built (UNet::prepare) before the first call and stay.
+  // After a replay, the results are in the same buffers as after work() itself, ordered
+  // before any later Ops call. Changing any of the above needs a new key or drop_graphs().
+  virtual void run_graph(int key, const std::function<void()>& work) { work(); }
+  // Forgets every recorded piece of work (e.g. after UNet::prepare for another batch).
+  virtual void drop_graphs() {}
 };
 
 // The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default.

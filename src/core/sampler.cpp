@@ -52,6 +52,9 @@ void Sampler::sample(const float* params, uint64_t version, int64_t first_index,
   DDPM_CHECK(n > 0 && first_index >= 0 && first_index + n <= (int64_t{1} << 32), "sample range");
   ensure_buffers(n);
   net_.prepare(ops_, n);
+  // Every step's forward uses the same buffers and weights within this call: the
+  // backend may record it once and replay it (CUDA graphs, see Ops::run_graph).
+  ops_.drop_graphs();
   const uint32_t first = static_cast<uint32_t>(first_index);
   ops_.fill_normal(x_, n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
   Pass ps;
@@ -65,7 +68,7 @@ void Sampler::sample(const float* params, uint64_t version, int64_t first_index,
     std::fill(t.begin(), t.end(), tk);
     std::fill(t_float.begin(), t_float.end(), static_cast<float>(tk));
     ops_.upload(t_dev_, t_float.data(), n);
-    net_.forward(ps, eps_, x_, t_dev_);
+    ops_.run_graph(0, [&] { net_.forward(ps, eps_, x_, t_dev_); });
     const bool noisy = options_.kind == "ancestral" ? tk > 0 : (options_.eta > 0 && k + 1 < steps);
     if (noisy) {
       ops_.fill_normal(noise_, n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,

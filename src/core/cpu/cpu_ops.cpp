@@ -1,5 +1,6 @@
 #include "core/cpu/cpu_ops.h"
 
+#include <malloc.h>
 #include <omp.h>
 #include <xmmintrin.h>
 
@@ -27,6 +28,10 @@ void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float al
 CpuOps::CpuOps(int threads) : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
   if (threads > 0) omp_set_num_threads(threads);
   enable_flush_denormals();
+  // oneDNN's sgemm mallocs its packing buffers on every call; glibc would mmap and unmap
+  // them each time (page faults on every GEMM). Keep large blocks in the heap instead.
+  mallopt(M_MMAP_THRESHOLD, 512 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
 std::unique_ptr<Ops> make_cpu_ops(int threads) { return std::make_unique<CpuOps>(threads); }

@@ -28,13 +28,22 @@ void CpuOps::dropout_apply(float* x, float p, const DropoutKey& key, int N, int6
   const float keep_scale = 1.0f / (1.0f - p);
   const u32x2 k = philox_key(key.seed);
   const int64_t blocks = (per_example + 3) / 4;
-#pragma omp parallel for collapse(2) schedule(static)
+  // Whole blocks of four in a straight-line loop (vectorised over blocks), the tail apart.
+  const int64_t full = per_example / 4;
+#pragma omp parallel for schedule(static)
   for (int n = 0; n < N; ++n) {
-    for (int64_t blk = 0; blk < blocks; ++blk) {
+    float* v = x + n * per_example;
+    const uint32_t index = key.example_base + static_cast<uint32_t>(n);
+#pragma omp simd
+    for (int64_t blk = 0; blk < full; ++blk) {
       const u32x4 r = philox4x32_10(
-          philox_counter(Purpose::kDropout, key.layer, key.step, key.example_base + n, static_cast<uint32_t>(blk)), k);
-      float* v = x + n * per_example + blk * 4;
-      for (int j = 0; j < 4 && blk * 4 + j < per_example; ++j) v[j] *= uniform01(r[j]) >= p ? keep_scale : 0.0f;
+          philox_counter(Purpose::kDropout, key.layer, key.step, index, static_cast<uint32_t>(blk)), k);
+      for (int j = 0; j < 4; ++j) v[blk * 4 + j] *= uniform01(r[j]) >= p ? keep_scale : 0.0f;
+    }
+    for (int64_t blk = full; blk < blocks; ++blk) {
+      const u32x4 r = philox4x32_10(
+          philox_counter(Purpose::kDropout, key.layer, key.step, index, static_cast<uint32_t>(blk)), k);
+      for (int j = 0; j < 4 && blk * 4 + j < per_example; ++j) v[blk * 4 + j] *= uniform01(r[j]) >= p ? keep_scale : 0.0f;
     }
   }
 }

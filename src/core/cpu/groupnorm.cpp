@@ -104,41 +104,87 @@ void CpuOps::groupnorm_forward(float* out, float* mean, float* rstd, const float
   }
 }
 
-// With y = xhat * w + b and z = swish(y) (or z = y):
-//   dy = dz * dswish(y);  db += sum dy;  dw += sum dy * xhat
-//   din = rstd * (dxhat - mean_g(dxhat) - xhat * mean_g(dxhat * xhat)),  dxhat = dy * w
-void CpuOps::groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
-                                const float* mean, const float* rstd, const float* w, const float* b, int N, int HW,
-                                int C, int G, bool with_swish) {
-  const int Cg = C / G;
-  auto dy_at = [&](float d, float xh, int c) {
-    if (!with_swish) return d;
-    const float y = xh * w[c] + b[c];
-    const float s = sigmoid_fast(y);
-    return d * (s * (1.0f + y * (1.0f - s)));
-  };
-  std::vector<float> mu_c(static_cast<size_t>(N) * C), rs_c(mu_c.size());
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      mu_c[static_cast<size_t>(n) * C + c] = mean[n * G + c / Cg];
-      rs_c[static_cast<size_t>(n) * C + c] = rstd[n * G + c / Cg];
-    }
-  std::vector<double> sum_dy, sum_dy_xh;
-  channel_sums(&sum_dy, &sum_dy_xh, N, HW, C, [&](int n, int p, double* a, double* q) {
+namespace {
+
+// dz/dy of z = swish(y) (or of z = y), times dz.
+template <bool kSwish>
+inline float grad_through_swish(float dz, float y) {
+  if constexpr (!kSwish) return dz;
+  const float s = sigmoid_fast(y);
+  return dz * (s * (1.0f + y * (1.0f - s)));
+}
+
+// Per (n, c): sum over HW of dy and of dy * xhat, with xhat = x * rs + nmr and
+// y = xhat * w + b.
+template <bool kSwish>
+void backward_sums(std::vector<double>* sum_dy, std::vector<double>* sum_dy_xh, const float* dout, const float* in,
+                   const float* rs_c, const float* nmr_c, const float* w, const float* b, int N, int HW, int C) {
+  channel_sums(sum_dy, sum_dy_xh, N, HW, C, [&](int n, int p, double* a, double* q) {
     const int64_t row = (static_cast<int64_t>(n) * HW + p) * C;
-    const float* mu = mu_c.data() + static_cast<size_t>(n) * C;
-    const float* rs = rs_c.data() + static_cast<size_t>(n) * C;
+    const float* rs = rs_c + static_cast<size_t>(n) * C;
+    const float* nmr = nmr_c + static_cast<size_t>(n) * C;
 #pragma omp simd
     for (int c = 0; c < C; ++c) {
-      const float xh = (in[row + c] - mu[c]) * rs[c];
-      const float dy = dy_at(dout[row + c], xh, c);
+      const float xh = in[row + c] * rs[c] + nmr[c];
+      const float dy = grad_through_swish<kSwish>(dout[row + c], xh * w[c] + b[c]);
       a[c] += dy;
       q[c] += static_cast<double>(dy) * xh;
     }
   });
-  // Group means of dxhat and dxhat * xhat, and the parameter gradients.
-  std::vector<float> m1(static_cast<size_t>(N) * G), m2(m1.size());
-  const double count = static_cast<double>(HW) * Cg;
+}
+
+// din = k_dy * dy + k_x * x + k_0 per (n, c), with dy recomputed from dout and y.
+template <bool kSwish, bool kAccumulate>
+void backward_apply(float* din, const float* dout, const float* in, const float* scale_c, const float* shift_c,
+                    const float* k_dy, const float* k_x, const float* k_0, int N, int HW, int C) {
+#pragma omp parallel for collapse(2) schedule(static)
+  for (int n = 0; n < N; ++n) {
+    for (int p = 0; p < HW; ++p) {
+      const int64_t row = (static_cast<int64_t>(n) * HW + p) * C;
+      const size_t nc = static_cast<size_t>(n) * C;
+      const float *sc = scale_c + nc, *sh = shift_c + nc, *a = k_dy + nc, *kx = k_x + nc, *k0 = k_0 + nc;
+#pragma omp simd
+      for (int c = 0; c < C; ++c) {
+        const float x = in[row + c];
+        const float dy = grad_through_swish<kSwish>(dout[row + c], x * sc[c] + sh[c]);
+        const float g = a[c] * dy + kx[c] * x + k0[c];
+        if constexpr (kAccumulate) {
+          din[row + c] += g;
+        } else {
+          din[row + c] = g;
+        }
+      }
+    }
+  }
+}
+
+}  // namespace
+
+// With xhat = (x - mean) rstd, y = xhat * w + b and z = swish(y) (or z = y):
+//   dy = dz * dswish(y);  db += sum dy;  dw += sum dy * xhat
+//   din = rstd * (dxhat - mean_g(dxhat) - xhat * mean_g(dxhat * xhat)),  dxhat = dy * w
+// which per (n, c) is the affine form din = rstd w dy - rstd^2 m2 x + rstd (rstd m2 mean - m1)
+// with m1 = mean_g(dxhat), m2 = mean_g(dxhat * xhat): two passes over the data.
+void CpuOps::groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
+                                const float* mean, const float* rstd, const float* w, const float* b, int N, int HW,
+                                int C, int G, bool with_swish) {
+  const int Cg = C / G;
+  const size_t NC = static_cast<size_t>(N) * C;
+  std::vector<float> rs_c(NC), nmr_c(NC), scale_c(NC), shift_c(NC);
+  for (int n = 0; n < N; ++n)
+    for (int c = 0; c < C; ++c) {
+      const size_t i = static_cast<size_t>(n) * C + c;
+      rs_c[i] = rstd[n * G + c / Cg];
+      nmr_c[i] = -mean[n * G + c / Cg] * rs_c[i];
+      scale_c[i] = rs_c[i] * w[c];
+      shift_c[i] = nmr_c[i] * w[c] + b[c];
+    }
+  std::vector<double> sum_dy, sum_dy_xh;
+  if (with_swish) {
+    backward_sums<true>(&sum_dy, &sum_dy_xh, dout, in, rs_c.data(), nmr_c.data(), w, b, N, HW, C);
+  } else {
+    backward_sums<false>(&sum_dy, &sum_dy_xh, dout, in, rs_c.data(), nmr_c.data(), w, b, N, HW, C);
+  }
   for (int c = 0; c < C; ++c) {
     double sdb = 0, sdw = 0;
     for (int n = 0; n < N; ++n) {
@@ -148,47 +194,32 @@ void CpuOps::groupnorm_backward(float* din, bool accumulate, float* dw, float* d
     db[c] += static_cast<float>(sdb);
     dw[c] += static_cast<float>(sdw);
   }
+  std::vector<float> k_dy(NC), k_x(NC), k_0(NC);
+  const double count = static_cast<double>(HW) * Cg;
   for (int n = 0; n < N; ++n)
     for (int g = 0; g < G; ++g) {
-      double a = 0, q = 0;
+      double m1 = 0, m2 = 0;
       for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
-        a += sum_dy[static_cast<size_t>(n) * C + c] * w[c];
-        q += sum_dy_xh[static_cast<size_t>(n) * C + c] * w[c];
+        m1 += sum_dy[static_cast<size_t>(n) * C + c] * w[c];
+        m2 += sum_dy_xh[static_cast<size_t>(n) * C + c] * w[c];
       }
-      m1[n * G + g] = static_cast<float>(a / count);
-      m2[n * G + g] = static_cast<float>(q / count);
-    }
-  std::vector<float> m1_c(static_cast<size_t>(N) * C), m2_c(m1_c.size());
-  for (int n = 0; n < N; ++n)
-    for (int c = 0; c < C; ++c) {
-      m1_c[static_cast<size_t>(n) * C + c] = m1[n * G + c / Cg];
-      m2_c[static_cast<size_t>(n) * C + c] = m2[n * G + c / Cg];
-    }
-#pragma omp parallel for collapse(2) schedule(static)
-  for (int n = 0; n < N; ++n) {
-    for (int p = 0; p < HW; ++p) {
-      const int64_t row = (static_cast<int64_t>(n) * HW + p) * C;
-      const size_t nc = static_cast<size_t>(n) * C;
-      const float* mu = mu_c.data() + nc;
-      const float* rs = rs_c.data() + nc;
-      const float* a = m1_c.data() + nc;
-      const float* q = m2_c.data() + nc;
-      if (accumulate) {
-#pragma omp simd
-        for (int c = 0; c < C; ++c) {
-          const float xh = (in[row + c] - mu[c]) * rs[c];
-          const float dxh = dy_at(dout[row + c], xh, c) * w[c];
-          din[row + c] += rs[c] * (dxh - a[c] - xh * q[c]);
-        }
-      } else {
-#pragma omp simd
-        for (int c = 0; c < C; ++c) {
-          const float xh = (in[row + c] - mu[c]) * rs[c];
-          const float dxh = dy_at(dout[row + c], xh, c) * w[c];
-          din[row + c] = rs[c] * (dxh - a[c] - xh * q[c]);
-        }
+      m1 /= count;
+      m2 /= count;
+      const double rs = rstd[n * G + g], mu = mean[n * G + g];
+      for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
+        const size_t i = static_cast<size_t>(n) * C + c;
+        k_dy[i] = static_cast<float>(rs * w[c]);
+        k_x[i] = static_cast<float>(-rs * rs * m2);
+        k_0[i] = static_cast<float>(rs * (rs * m2 * mu - m1));
       }
     }
+  const float *sc = scale_c.data(), *sh = shift_c.data(), *a = k_dy.data(), *kx = k_x.data(), *k0 = k_0.data();
+  if (with_swish) {
+    if (accumulate) backward_apply<true, true>(din, dout, in, sc, sh, a, kx, k0, N, HW, C);
+    else backward_apply<true, false>(din, dout, in, sc, sh, a, kx, k0, N, HW, C);
+  } else {
+    if (accumulate) backward_apply<false, true>(din, dout, in, sc, sh, a, kx, k0, N, HW, C);
+    else backward_apply<false, false>(din, dout, in, sc, sh, a, kx, k0, N, HW, C);
   }
 }
 

@@ -12,7 +12,9 @@ namespace ddpm {
 #pragma omp declare simd notinbranch
 inline float expf_fast(float x) {
   x = x < -87.0f ? -87.0f : (x > 88.0f ? 88.0f : x);
-  const float n = __builtin_roundf(x * 1.44269504088896341f);  // x / ln 2
+  // n = round(x / ln 2) by the 1.5 * 2^23 trick: branch-free and call-free, so the loop
+  // vectorises (roundf is a libm call).
+  const float n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
   // r = x - n ln2, with ln2 split in a high part exact in float and a low part.
   float r = x - n * 0.693359375f;
   r = r - n * -2.12194440e-4f;
