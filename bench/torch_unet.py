@@ -1,6 +1,6 @@
 """The PyTorch side of bench/vs_pytorch.sh (CPU) and bench/gpu_check.sh (GPU): the same
 model (tests/reference/unet_ref.py), the same batch and the same step (forward,
-L_simple, backward, global-norm clipping, Adam).
+L_simple, backward, global-norm clipping, Adam, and the EMA update the paper keeps).
 CPU (the default): run with Debian's /usr/bin/python3 (python3-torch).
 GPU: --device cuda [--precision fp32|tf32|bf16] [--compile]; bf16 runs under autocast
 (bf16 matrix inputs, fp32 master weights and optimizer), tf32 allows TF32 in cuDNN
@@ -73,6 +73,10 @@ def main():
     x = torch.randn(n, c, r, r).to(dev).to(memory_format=fmt)
     noise = torch.randn(n, cfg["model"]["out_ch"], r, r).to(dev).to(memory_format=fmt)
     t = (torch.arange(n) * 997 % 1000).to(dev)
+    # The EMA the paper keeps (decay 0.9999), updated after every step as ddpm does.
+    params = [p for p in model.parameters()]
+    ema = [p.detach().clone() for p in params]
+    decay = train.get("ema_decay", 0.9999)
     run = torch.compile(model) if args.compile else model
     if dev == "cpu":
         print(f"torch_unet: {args.config}, batch {n}, torch {torch.__version__}, {torch.get_num_threads()} threads, "
@@ -101,6 +105,9 @@ def main():
             loss.backward()
             torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
             opt.step()
+            with torch.no_grad():
+                torch._foreach_mul_(ema, decay)
+                torch._foreach_add_(ema, params, alpha=1.0 - decay)
             sync(dev)
             if it >= args.warmup:
                 times.append(time.perf_counter() - t0)

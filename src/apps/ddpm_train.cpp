@@ -1,7 +1,10 @@
 // ddpm_train: trains a DDPM from a YAML config, on one process or under mpirun.
 //   mpirun -np 8 ddpm_train --config configs/cifar10.yaml --run-dir runs/cifar10
+#include <csignal>
 #include <cstdio>
 #include <iostream>
+
+#include <hdf5.h>
 
 #include "apps/cli.h"
 #include "core/common.h"
@@ -11,8 +14,15 @@
 #include "train/trainer.h"
 
 int main(int argc, char** argv) {
+  // No HDF5 clean-up at exit: after a checkpoint write failed (disk full) HDF5 1.10 keeps
+  // a half-closed file object that its exit handler then crashes on. Everything that
+  // matters is closed explicitly before; must come before any other HDF5 call.
+  H5dont_atexit();
   ddpm::World world(&argc, &argv);
   ddpm::install_stop_handlers();
+  // Past a file-size limit (ulimit -f) a write fails with EFBIG and is reported like a full
+  // disk (the previous checkpoint stays), instead of SIGXFSZ killing the rank.
+  std::signal(SIGXFSZ, SIG_IGN);
   try {
     ddpm::Cli cli("ddpm_train", "--config FILE --run-dir DIR [--set section.key=value ...]",
                   "Trains the model of FILE on its dataset (data.path). Starting in a run directory that holds a "

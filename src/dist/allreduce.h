@@ -28,8 +28,18 @@ class GradientAllReduce {
   virtual double last_comm_seconds() const = 0;
 };
 
-// Host memory, MPI_Allreduce per bucket on a communication thread (or, without
-// MPI_THREAD_MULTIPLE, all buckets in finish()). A world of one does nothing.
-std::unique_ptr<GradientAllReduce> make_mpi_allreduce(const World& world, int64_t bucket_floats);
+// How the host all-reduce overlaps backward:
+//  kThread       MPI_Allreduce per bucket on a communication thread of its own, which
+//                drives MPI's progress all through backward (needs MPI_THREAD_MULTIPLE);
+//  kNonBlocking  MPI_Iallreduce per bucket started from ready() on the calling thread,
+//                progressed by MPI_Testall in later ready() calls, completed in finish();
+//  kAuto         kThread when the library offers MPI_THREAD_MULTIPLE, else kNonBlocking.
+// Both sum each bucket with one collective on a duplicated communicator, so the result
+// is identical on every rank and from run to run.
+enum class AllReduceMode { kAuto, kThread, kNonBlocking };
+
+// Host memory. A world of one does nothing.
+std::unique_ptr<GradientAllReduce> make_mpi_allreduce(const World& world, int64_t bucket_floats,
+                                                      AllReduceMode mode = AllReduceMode::kAuto);
 
 }  // namespace ddpm

@@ -53,6 +53,10 @@ void World::broadcast(std::string* s, int root) const {
   if (len > 0) DDPM_CHECK_MPI(MPI_Bcast(s->data(), static_cast<int>(len), MPI_CHAR, root, comm()));
 }
 
+void World::broadcast(int64_t* values, int n, int root) const {
+  DDPM_CHECK_MPI(MPI_Bcast(values, n, MPI_INT64_T, root, comm()));
+}
+
 void World::sum(double* values, int n) const {
   DDPM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_DOUBLE, MPI_SUM, comm()));
 }
@@ -64,6 +68,12 @@ void World::sum(int64_t* values, int n) const {
 int64_t World::max(int64_t value) const {
   DDPM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT64_T, MPI_MAX, comm()));
   return value;
+}
+
+std::vector<int64_t> World::allgather(int64_t value) const {
+  std::vector<int64_t> all(static_cast<size_t>(size_));
+  DDPM_CHECK_MPI(MPI_Allgather(&value, 1, MPI_INT64_T, all.data(), 1, MPI_INT64_T, comm()));
+  return all;
 }
 
 void World::gather(float* out, const float* in, int64_t n_per_rank) const {
@@ -91,6 +101,13 @@ void World::abort(int status, const std::string& message) const {
   std::fflush(stderr);
   if (size_ == 1) std::_Exit(status);
   MPI_Abort(MPI_COMM_WORLD, status);
+  std::_Exit(status);
+}
+
+void World::abort_agreed(int status, const std::string& message) const {
+  if (is_root()) abort(status, message);
+  // Rank 0's MPI_Abort ends this process; a barrier it never enters is where we wait.
+  MPI_Barrier(comm());
   std::_Exit(status);
 }
 

@@ -31,10 +31,13 @@ class World {
   void barrier() const;
   void broadcast(float* data, int64_t n, int root = 0) const;
   void broadcast(std::string* s, int root = 0) const;
+  void broadcast(int64_t* values, int n, int root = 0) const;
   // Sums / maxima over ranks, in place.
   void sum(double* values, int n) const;
   void sum(int64_t* values, int n) const;
   int64_t max(int64_t value) const;
+  // Every rank's value, in rank order, on every rank.
+  std::vector<int64_t> allgather(int64_t value) const;
   // Gathers equal-sized float blocks to rank 0 (out is only written there).
   void gather(float* out, const float* in, int64_t n_per_rank) const;
   void gather(uint8_t* out, const uint8_t* in, int64_t n_per_rank) const;
@@ -45,7 +48,11 @@ class World {
   std::string agree_on_error(const std::string& my_error) const;
 
   // Ends the whole job from one rank: prints `message` once and aborts every rank.
+  // Callable from any thread (the watchdog's).
   [[noreturn]] void abort(int status, const std::string& message) const;
+  // The same for a verdict every rank reached together (a collective decision): rank 0
+  // prints and aborts, the others wait to be ended by it, so the message appears once.
+  [[noreturn]] void abort_agreed(int status, const std::string& message) const;
 
  private:
   int rank_ = 0, size_ = 1, local_rank_ = 0, local_size_ = 1;

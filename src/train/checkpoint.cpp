@@ -62,6 +62,20 @@ std::vector<std::string> list_checkpoints(const std::string& dir) {
   return paths;
 }
 
+int remove_unfinished_checkpoints(const std::string& dir) {
+  std::vector<std::string> doomed;
+  if (DIR* d = opendir(dir.c_str())) {
+    while (dirent* e = readdir(d)) {
+      const std::string name = e->d_name;
+      const bool tmp = name.size() > 4 && name.compare(name.size() - 4, 4, ".tmp") == 0;
+      if (tmp && (name == "latest.tmp" || step_of(name.substr(0, name.size() - 4)) >= 0)) doomed.push_back(name);
+    }
+    closedir(d);
+  }
+  for (const std::string& name : doomed) unlink(fs::join(dir, name).c_str());
+  return static_cast<int>(doomed.size());
+}
+
 std::string write_checkpoint(const std::string& dir, const ModelConfig& model, const ParamLayout& layout,
                              const TrainBuffers& buffers, const TrainState& state, int keep) {
   fs::make_dirs(dir);

@@ -50,4 +50,8 @@ TrainState read_checkpoint(const std::string& path, const ParamLayout& layout, c
 // Checkpoints in the directory, newest first (`latest` first when it names one).
 std::vector<std::string> list_checkpoints(const std::string& checkpoint_dir);
 
+// Deletes what a writer killed mid-write leaves behind (ckpt-*.h5.tmp, latest.tmp);
+// returns how many. Only while no writer runs (rank 0, before training starts).
+int remove_unfinished_checkpoints(const std::string& checkpoint_dir);
+
 }  // namespace ddpm

@@ -17,6 +17,9 @@
 #include "core/weights_io.h"
 #include "data/loader.h"
 #include "dist/allreduce.h"
+#ifdef DDPM_WITH_NCCL
+#include "dist/nccl_allreduce.h"
+#endif
 #include "dist/signals.h"
 #include "dist/watchdog.h"
 #include "dist/world.h"
@@ -157,6 +160,12 @@ void Trainer::Impl::setup_local() {
   net = std::make_unique<UNet>(cfg.model);
   optimizer = std::make_unique<Optimizer>(cfg.train);
   ops = make_backend(cfg.device, world.local_rank(), threads_for(cfg.device, world));
+#ifndef DDPM_WITH_NCCL
+  if (!ops->host_memory() && W > 1) {
+    input_error(opt.config_source, ": device.kind ", cfg.device.kind, " on ", W,
+                " ranks needs NCCL for the gradient all-reduce, and this build has none (docs/gpu.md)");
+  }
+#endif
   P = net->layout().size();
   // Probe the dataset now (the real loader starts at the checkpoint's cursor).
   data::LoaderOptions lo;
@@ -187,14 +196,21 @@ void Trainer::Impl::read_start_point() {
     say(cat("removed ", removed, " unfinished checkpoint file(s) of an interrupted write"));
   }
   const std::vector<std::string> paths = list_checkpoints(checkpoint_dir);
-  for (const std::string& path : paths) {
-    TrainState s;
+  // A damaged checkpoint is passed over with a warning.
+  auto readable = [&](const std::string& path, const TrainBuffers& into, TrainState* s) {
     try {
-      s = read_checkpoint(path, net->layout(), host);
+      *s = read_checkpoint(path, net->layout(), into);
+      return true;
     } catch (const InputError& e) {
       say(cat("warning: skipping checkpoint: ", e.what()));
-      continue;
+      return false;
     }
+  };
+  for (const std::string& path : paths) {
+    // The config first (attributes only): a checkpoint of another model is refused, not
+    // mistaken for a damaged one and skipped; then every tensor against its checksum.
+    TrainState s;
+    if (!readable(path, TrainBuffers{}, &s)) continue;
     const Config saved = parse_config(s.config_yaml, path + " (config)");
     for (const char* section : {"model", "diffusion"}) {
       const std::string diff = config_difference(saved, cfg, section);
@@ -203,6 +219,7 @@ void Trainer::Impl::read_start_point() {
                     opt.config_source, "); use a new --run-dir");
       }
     }
+    if (!readable(path, host, &s)) continue;
     if (s.dataset_checksum != static_cast<int64_t>(dataset_checksum)) {
       say(cat("warning: ", cfg.data.path, " differs from the dataset this run started on (checksum)"));
     }
@@ -273,7 +290,12 @@ void Trainer::Impl::distribute_start_point() {
   lo.start = data::Cursor{state.data_epoch, state.data_position};
   loader = std::make_unique<data::Loader>(lo);
   const int64_t bucket = std::max<int64_t>(1024, static_cast<int64_t>(cfg.train.bucket_mb * (1 << 20) / 4));
-  reducer = make_mpi_allreduce(world, bucket);
+#ifdef DDPM_WITH_NCCL
+  // Device memory goes through NCCL; host memory through MPI (same buckets either way).
+  reducer = ops->host_memory() ? make_mpi_allreduce(world, bucket) : make_nccl_allreduce(world, *ops, bucket);
+#else
+  reducer = make_mpi_allreduce(world, bucket);  // host memory, or a world of one (no reduction)
+#endif
   if (root()) {
     writer = std::make_unique<CheckpointWriter>(checkpoint_dir, cfg.model, net->layout(), cfg.train.keep_checkpoints);
   }
@@ -410,8 +432,8 @@ void Trainer::Impl::report_checkpoints() {
 void Trainer::Impl::abort_after_skips(int64_t skips, bool loss_was_finite) {
   // The weights are those of the last good step; the checkpoint records the skipped
   // batches, so a resume (say with a lower train.lr) starts after them.
+  enter(phase::kFinish);
   if (root()) {
-    enter(phase::kFinish);
     writer->start(*ops, TrainBuffers{params, ema, m, v}, state);
     writer->wait();
     report_checkpoints();
@@ -503,7 +525,9 @@ int Trainer::Impl::loop() {
   const double run_start = now_s();
   net->prepare(*ops, local_batch);
   if (root()) {
-    if (!faults.empty()) say(cat("warning: ", FaultInjector::kVariable, "=", faults.spec(), " is set: injecting faults (tests only)"));
+    if (!faults.empty()) {
+      say(cat("warning: ", FaultInjector::kVariable, "=", faults.spec(), " is set: injecting faults (tests only)"));
+    }
     say(cat(checkpointed_step < 0 ? std::string("training")
                                   : cat("resuming at step ", state.step, " from ", start_path, " (written by ",
                                         start_world_size, " rank(s))"),
@@ -517,7 +541,9 @@ int Trainer::Impl::loop() {
     if (!r.applied) {
       ++state.nonfinite_skips;
       ++interval_skipped;
-      if (++consecutive_skips >= tc.max_nonfinite_skips) abort_after_skips(consecutive_skips, std::isfinite(stats[kLossSum]));
+      if (++consecutive_skips >= tc.max_nonfinite_skips) {
+        abort_after_skips(consecutive_skips, std::isfinite(stats[kLossSum]));
+      }
     } else {
       consecutive_skips = 0;
       last_norm = r.grad_norm;
@@ -575,8 +601,9 @@ Trainer::Trainer(World& world, const Config& config, const TrainOptions& options
   Impl& im = *impl_;
   // Watch from the start: a rank that hangs in setup (a dead file system) must not hang
   // the others in the first collective.
-  im.watchdog = std::make_unique<Watchdog>(world.rank(), config.train.step_timeout_s,
-                                           [&world](const std::string& message) { world.abort(kExitInternal, message); });
+  im.watchdog = std::make_unique<Watchdog>(
+      world.rank(), config.train.step_timeout_s,
+      [&world](const std::string& message) { world.abort(kExitInternal, message); });
   // Each stage ends with the ranks agreeing on the first error, so bad input found by
   // any rank stops every rank with the same one line.
   auto agreed_stage = [&](auto&& stage) {

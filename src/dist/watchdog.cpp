@@ -1,0 +1,86 @@
+#include "dist/watchdog.h"
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+
+#include "core/common.h"
+
+namespace ddpm {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+std::string seconds(double s) {
+  char buf[32];
+  std::snprintf(buf, sizeof(buf), "%.1f", s);
+  return buf;
+}
+
+}  // namespace
+
+Watchdog::Watchdog(int rank, double timeout_s, TimeoutFn on_timeout)
+    : rank_(rank), timeout_s_(timeout_s), on_timeout_(std::move(on_timeout)) {
+  DDPM_CHECK(timeout_s > 0 && on_timeout_);
+  since_s_ = now_s();
+  thread_ = std::thread([this] { run(); });
+}
+
+Watchdog::~Watchdog() {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Watchdog::enter(const WatchPhase& phase, int64_t iteration) {
+  std::lock_guard<std::mutex> lock(mu_);
+  phase_ = phase;
+  iteration_ = iteration;
+  since_s_ = now_s();
+}
+
+void Watchdog::beat() {
+  std::lock_guard<std::mutex> lock(mu_);
+  since_s_ = now_s();
+}
+
+std::string Watchdog::timeout_message(int rank, const WatchPhase& phase, int64_t iteration, double stalled_s,
+                                      double timeout_s) {
+  return cat("ddpm_train: error: watchdog: rank ", rank, " made no progress for ", seconds(stalled_s),
+             " s in phase '", phase.name, "' of iteration ", iteration, " (train.step_timeout_s = ",
+             seconds(timeout_s), "): ",
+             phase.waits_for_others ? "it is waiting for the other ranks, so another rank is hung, stopped or dead, "
+                                      "or the network failed"
+                                    : "this rank is stuck in its own work (device, file system or data)",
+             "; aborting the job");
+}
+
+void Watchdog::run() {
+  // Poll often enough to fire within ~5% of the timeout, at most once a second.
+  const double poll_s = std::clamp(timeout_s_ / 20, 0.02, 1.0);
+  // An oversleep this long means the whole process was stopped (suspend), not a hang.
+  const double suspended_s = std::max(5 * poll_s, 2.0);
+  std::unique_lock<std::mutex> lock(mu_);
+  double last_wake = now_s();
+  while (!shutdown_) {
+    cv_.wait_for(lock, std::chrono::duration<double>(poll_s));
+    if (shutdown_) break;
+    const double now = now_s();
+    if (now - last_wake > suspended_s) since_s_ = now;  // woke from a suspend: start over
+    last_wake = now;
+    const double stalled = now - since_s_;
+    if (stalled > timeout_s_) {
+      const std::string message = timeout_message(rank_, phase_, iteration_, stalled, timeout_s_);
+      lock.unlock();
+      on_timeout_(message);
+      return;
+    }
+  }
+}
+
+}  // namespace ddpm

@@ -1,0 +1,107 @@
+#include "train/checkpoint_writer.h"
+
+#include <chrono>
+
+#include "core/common.h"
+#include "core/h5.h"
+#include "core/ops.h"
+
+namespace ddpm {
+namespace {
+
+double now_s() {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
+}
+
+}  // namespace
+
+CheckpointWriter::CheckpointWriter(std::string checkpoint_dir, ModelConfig model, const ParamLayout& layout, int keep)
+    : dir_(std::move(checkpoint_dir)), model_(std::move(model)), layout_(layout), keep_(keep) {
+  const int64_t P = layout.size();
+  params_ = alloc_host_floats(P);
+  ema_ = alloc_host_floats(P);
+  m_ = alloc_host_floats(P);
+  v_ = alloc_host_floats(P);
+  thread_ = std::thread([this] { run(); });
+}
+
+CheckpointWriter::~CheckpointWriter() {
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return !pending_; });
+    shutdown_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+double CheckpointWriter::start(Ops& ops, const TrainBuffers& buffers, const TrainState& state) {
+  DDPM_CHECK(buffers.params && buffers.ema && buffers.m && buffers.v);
+  const double t0 = now_s();
+  wait();
+  // The thread is idle until pending_ is set: the snapshot is ours to fill.
+  const int64_t P = layout_.size();
+  ops.download(params_.get(), buffers.params, P);
+  ops.download(ema_.get(), buffers.ema, P);
+  ops.download(m_.get(), buffers.m, P);
+  ops.download(v_.get(), buffers.v, P);
+  state_ = state;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    pending_ = true;
+  }
+  cv_.notify_all();
+  return now_s() - t0;
+}
+
+void CheckpointWriter::wait() {
+  std::unique_lock<std::mutex> lock(mu_);
+  cv_.wait(lock, [&] { return !pending_; });
+}
+
+std::vector<CheckpointWriter::Outcome> CheckpointWriter::take_finished() {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<Outcome> out;
+  out.swap(finished_);
+  return out;
+}
+
+int64_t CheckpointWriter::last_committed_step() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return last_committed_;
+}
+
+void CheckpointWriter::run() {
+  {
+    // Debian's HDF5 is the thread-safe build, where automatic error printing is set per
+    // thread: silence it here too, failures come back as exceptions (h5.h).
+    h5::init();
+    std::lock_guard<std::recursive_mutex> h5_lock(h5::library_mutex());
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+  }
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    cv_.wait(lock, [&] { return shutdown_ || pending_; });
+    if (shutdown_) return;
+    lock.unlock();
+    Outcome o;
+    o.step = state_.step;
+    const double t0 = now_s();
+    try {
+      o.path = write_checkpoint(dir_, model_, layout_, TrainBuffers{params_.get(), ema_.get(), m_.get(), v_.get()},
+                                state_, keep_);
+      o.ok = true;
+    } catch (const std::exception& e) {
+      // write_checkpoint removed its temporary file; the previous checkpoint stands.
+      o.error = e.what();
+    }
+    o.seconds = now_s() - t0;
+    lock.lock();
+    if (o.ok) last_committed_ = o.step;
+    finished_.push_back(std::move(o));
+    pending_ = false;
+    cv_.notify_all();
+  }
+}
+
+}  // namespace ddpm

@@ -1,0 +1,89 @@
+#include "train/fault_injection.h"
+
+#include <cstdlib>
+#include <limits>
+
+#include "core/common.h"
+
+namespace ddpm {
+namespace {
+
+std::vector<std::string> split(const std::string& s, char sep) {
+  std::vector<std::string> parts;
+  size_t start = 0;
+  while (true) {
+    const size_t end = s.find(sep, start);
+    parts.push_back(s.substr(start, end == std::string::npos ? std::string::npos : end - start));
+    if (end == std::string::npos) return parts;
+    start = end + 1;
+  }
+}
+
+// A non-negative decimal integer, or -1.
+int64_t parse_count(const std::string& s) {
+  if (s.empty() || s.size() > 18 || s.find_first_not_of("0123456789") != std::string::npos) return -1;
+  return std::stoll(s);
+}
+
+}  // namespace
+
+FaultInjector FaultInjector::parse(const std::string& spec, const std::string& source) {
+  FaultInjector injector;
+  injector.spec_ = spec;
+  const std::string usage = " (expected KIND:rank=R:iteration=I with KIND nan_grad, nan_loss or perturb_param; "
+                            "see docs/operations.md)";
+  for (const std::string& item : split(spec, ',')) {
+    const std::vector<std::string> fields = split(item, ':');
+    Fault f;
+    if (fields[0] == "nan_grad") f.kind = FaultKind::kNanGrad;
+    else if (fields[0] == "nan_loss") f.kind = FaultKind::kNanLoss;
+    else if (fields[0] == "perturb_param") f.kind = FaultKind::kPerturbParam;
+    else input_error(source, ": unknown fault '", fields[0], "' in '", item, "'", usage);
+    bool has_rank = false, has_iteration = false;
+    for (size_t i = 1; i < fields.size(); ++i) {
+      const size_t eq = fields[i].find('=');
+      const std::string key = fields[i].substr(0, eq);
+      const std::string value = eq == std::string::npos ? "" : fields[i].substr(eq + 1);
+      if (key == "rank" && !has_rank) {
+        const int64_t r = parse_count(value);
+        if (r < 0 || r > std::numeric_limits<int>::max()) {
+          input_error(source, ": bad rank '", value, "' in '", item, "'", usage);
+        }
+        f.rank = static_cast<int>(r);
+        has_rank = true;
+      } else if (key == "iteration" && !has_iteration) {
+        const size_t dash = value.find('-');
+        f.first_iteration = parse_count(value.substr(0, dash));
+        if (dash == std::string::npos) f.last_iteration = f.first_iteration;
+        else if (dash + 1 == value.size()) f.last_iteration = std::numeric_limits<int64_t>::max();
+        else f.last_iteration = parse_count(value.substr(dash + 1));
+        if (f.first_iteration < 0 || f.last_iteration < f.first_iteration) {
+          input_error(source, ": bad iteration '", value, "' in '", item, "'", usage);
+        }
+        has_iteration = true;
+      } else {
+        input_error(source, ": unexpected or repeated field '", fields[i], "' in '", item, "'", usage);
+      }
+    }
+    if (!has_rank || !has_iteration) input_error(source, ": '", item, "' needs both rank= and iteration=", usage);
+    injector.faults_.push_back(f);
+  }
+  return injector;
+}
+
+FaultInjector FaultInjector::from_environment() {
+  const char* value = std::getenv(kVariable);
+  if (!value || !*value) return FaultInjector();
+  return parse(value, kVariable);
+}
+
+bool FaultInjector::fires(FaultKind kind, int rank, int64_t iteration) const {
+  for (const Fault& f : faults_) {
+    if (f.kind == kind && f.rank == rank && iteration >= f.first_iteration && iteration <= f.last_iteration) {
+      return true;
+    }
+  }
+  return false;
+}
+
+}  // namespace ddpm
