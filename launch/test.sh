@@ -8,4 +8,7 @@ cd "$(dirname "$0")/.."
 source launch/deps.sh
 ddpm_ensure_packages --with-tests
 ddpm_build build
+# ctest runs two tests at a time; one OpenMP thread each keeps their spin-waiting
+# threads from fighting over the cores (the MPI tests pass their own).
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
 ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"

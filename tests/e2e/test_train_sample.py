@@ -79,7 +79,6 @@ def main():
         write_png(os.path.join(work, "png", f"{i}.png"), image)
     data = os.path.join(work, "data")
     expect_ok([prepare, "folder", "--src", os.path.join(work, "png"), "--out", data, "--quiet"])
-    os.environ.setdefault("OMP_NUM_THREADS", "2")
     common = ["--config", TINY, "--set", f"data.path={data}", "--set", "train.batch_size=8", "--set",
               "model.dropout=0", "--set", "train.lr=0.002", "--set", "train.warmup_steps=20", "--set",
               "train.sample_every=0", "--no-progress"]
