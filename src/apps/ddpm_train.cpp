@@ -18,8 +18,9 @@ int main(int argc, char** argv) {
   // a half-closed file object that its exit handler then crashes on. Everything that
   // matters is closed explicitly before; must come before any other HDF5 call.
   H5dont_atexit();
-  ddpm::World world(&argc, &argv);
+  // Before MPI starts its threads: they inherit the blocked stop signals (signals.cpp).
   ddpm::install_stop_handlers();
+  ddpm::World world(&argc, &argv);
   // Past a file-size limit (ulimit -f) a write fails with EFBIG and is reported like a full
   // disk (the previous checkpoint stays), instead of SIGXFSZ killing the rank.
   std::signal(SIGXFSZ, SIG_IGN);

@@ -59,14 +59,14 @@ double fan_avg_uniform_limit(const std::vector<int64_t>& shape, double scale) {
 void init_params(const ParamLayout& layout, float* params, uint64_t seed) {
   const u32x2 key = philox_key(seed);
   for (const ParamInfo& p : layout.params()) {
-    float* w = params + p.offset;
+    const TensorView w = ParamLayout::view(params, p);
     switch (p.init) {
       case InitKind::kBias:
       case InitKind::kNormBias:
-        std::fill(w, w + p.numel, 0.0f);
+        std::fill(w.data, w.data + w.numel, 0.0f);
         break;
       case InitKind::kNormWeight:
-        std::fill(w, w + p.numel, 1.0f);
+        std::fill(w.data, w.data + w.numel, 1.0f);
         break;
       case InitKind::kWeight:
       case InitKind::kZeroWeight: {

@@ -26,6 +26,14 @@ struct ParamInfo {
   InitKind init = InitKind::kWeight;
 };
 
+// One named tensor of a flat buffer: its floats and its PyTorch shape.
+struct TensorView {
+  float* data = nullptr;
+  const std::vector<int64_t>* shape = nullptr;
+  int64_t numel = 0;
+  float& operator[](int64_t i) const { return data[i]; }
+};
+
 class ParamLayout {
  public:
   // Offsets are aligned to 16 floats (64 bytes) so every tensor starts on a cache
@@ -37,6 +45,10 @@ class ParamLayout {
   const std::vector<ParamInfo>& params() const { return params_; }
   const ParamInfo* find(const std::string& name) const;
   const ParamInfo& at(const std::string& name) const;  // throws if absent
+  // The tensor `p` (or the one named `name`) of a buffer with this layout (params,
+  // grads, Adam moments or EMA alike).
+  static TensorView view(float* buffer, const ParamInfo& p) { return {buffer + p.offset, &p.shape, p.numel}; }
+  TensorView view(float* buffer, const std::string& name) const { return view(buffer, at(name)); }
   int64_t size() const { return size_; }               // floats in the flat buffer
   int64_t num_parameters() const;                      // sum of numel (the paper's count)
 

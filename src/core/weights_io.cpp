@@ -34,8 +34,9 @@ void read_param_group(const h5::File& f, const std::string& group, const ParamLa
   }
   for (const ParamInfo& p : layout.params()) {
     const std::string path = group + "/" + p.name;
-    f.read_f32(path, params + p.offset, p.numel);
-    if (f.has_attr(path, "crc32") && f.read_attr_i64(path, "crc32") != tensor_crc32(params + p.offset, p.numel)) {
+    const TensorView t = ParamLayout::view(params, p);
+    f.read_f32(path, t.data, t.numel);
+    if (f.has_attr(path, "crc32") && f.read_attr_i64(path, "crc32") != tensor_crc32(t.data, t.numel)) {
       f.fail(cat("tensor '", path, "' does not match its checksum (the file is corrupt)"));
     }
   }
@@ -56,8 +57,9 @@ void write_param_group(h5::File& f, const std::string& group, const ParamLayout&
   f.create_group(group);
   for (const ParamInfo& p : layout.params()) {
     const std::string path = group + "/" + p.name;
-    f.write_f32(path, params + p.offset, p.shape);
-    f.write_attr_i64(path, "crc32", tensor_crc32(params + p.offset, p.numel));
+    const TensorView t = ParamLayout::view(const_cast<float*>(params), p);
+    f.write_f32(path, t.data, *t.shape);
+    f.write_attr_i64(path, "crc32", tensor_crc32(t.data, t.numel));
   }
 }
 

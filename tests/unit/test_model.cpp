@@ -71,6 +71,13 @@ BOOST_AUTO_TEST_CASE(names_and_shapes_follow_pytorch_diffusion) {
   BOOST_TEST(L.at("down.1.block.0.conv2.weight").offset < L.at("down.1.attn.0.q.weight").offset);
   BOOST_TEST(L.at("down.1.attn.0.q.weight").offset < L.at("down.1.block.1.conv1.weight").offset);
   for (const ParamInfo& p : L.params()) BOOST_TEST(p.offset % ParamLayout::kParamAlign == 0);
+  // Views by name see the same floats as the flat buffer.
+  HostFloats buffer = alloc_host_floats(L.size());
+  const TensorView v = L.view(buffer.get(), "mid.attn_1.q.weight");
+  BOOST_TEST((*v.shape == std::vector<int64_t>{256, 256, 1, 1}));
+  BOOST_TEST(v.numel == 65536);
+  v[3] = 7.0f;
+  BOOST_TEST(buffer[L.at("mid.attn_1.q.weight").offset + 3] == 7.0f);
 }
 
 BOOST_AUTO_TEST_CASE(initialisation_follows_the_reference) {
