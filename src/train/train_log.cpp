@@ -6,14 +6,12 @@
 #include <cmath>
 #include <ctime>
 
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/fs.h"
 
 namespace ddpm {
 namespace {
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 std::string timestamp() {
   const std::time_t t = std::time(nullptr);
   char buf[32];
@@ -66,7 +64,7 @@ void TrainLog::line(const std::string& text) {
 
 void TrainLog::progress(const StepReport& r) {
   if (!tty_) return;
-  const double now = now_s();
+  const double now = now_seconds();
   if (now - last_progress_ < 0.25 && r.step < r.total_steps) return;
   last_progress_ = now;
   std::fprintf(stderr, "\r\033[Kstep %lld/%lld  loss %.4f  lr %.2e  |g| %.3f  %.1f img/s  ETA %s",

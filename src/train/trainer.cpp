@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "core/backend.h"
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/diffusion.h"
 #include "core/fs.h"
@@ -31,10 +32,6 @@
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 // Per-step values every rank contributes to one all-reduce: the loss, the loss by t
 // quartile, whether this rank saw a NaN/Inf loss or gradient, and how many ranks got a
@@ -465,7 +462,7 @@ void Trainer::Impl::sample_grid() {
   Sampler sampler(*net, *ops, *diffusion, so);
   std::vector<float> mine(static_cast<size_t>(per_rank) * per_example), all;
   if (root()) all.resize(static_cast<size_t>(per_rank) * W * per_example);
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   // Each sampler step is progress: the watchdog times steps, not the whole grid.
   sampler.sample(weights, version + (uint64_t{1} << 40), int64_t{world.rank()} * per_rank, per_rank, mine.data(),
                  nullptr, [&](int, int) { watchdog->beat(); });
@@ -481,7 +478,7 @@ void Trainer::Impl::sample_grid() {
   std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(state.step));
   write_png(fs::join(samples_dir, name), grid.data(), gh, gw, C);
   say(cat("samples ", fs::join(samples_dir, name), " (", count, " images, ", sampler.timesteps().size(), " steps, ",
-          static_cast<int>(now_s() - t0), " s)"));
+          static_cast<int>(now_seconds() - t0), " s)"));
 }
 
 // The end of a run, done or stopped: rank 0 commits a checkpoint of the current step
@@ -520,9 +517,9 @@ int Trainer::Impl::loop() {
   const int B = tc.batch_size;
   double stats_acc[kNumStats] = {0};
   int64_t interval_steps = 0, interval_skipped = 0, consecutive_skips = 0;
-  double interval_start = now_s(), last_norm = 0, comm_wait = 0;
+  double interval_start = now_seconds(), last_norm = 0, comm_wait = 0;
   const int64_t start_step = state.step;
-  const double run_start = now_s();
+  const double run_start = now_seconds();
   net->prepare(*ops, local_batch);
   if (root()) {
     if (!faults.empty()) {
@@ -554,7 +551,7 @@ int Trainer::Impl::loop() {
     const bool last = state.step >= tc.total_steps;
     const bool stop = stats[kStopUsr1] + stats[kStopTerm] > 0;
     const bool boundary = (r.applied && state.step % tc.log_every == 0) || last || stop;
-    const double elapsed = now_s() - run_start;
+    const double elapsed = now_seconds() - run_start;
     const double steps_per_s = (state.step - start_step) / std::max(elapsed, 1e-9);
     StepReport rep;
     rep.step = state.step, rep.total_steps = tc.total_steps, rep.iteration = state.iteration;
@@ -571,7 +568,7 @@ int Trainer::Impl::loop() {
         const double n = stats_acc[kQuartileCount + q];
         rep.loss_quartile[q] = n > 0 ? stats_acc[kQuartileSum + q] / n : NAN;
       }
-      rep.images_per_s = (interval_steps + interval_skipped) * B / std::max(now_s() - interval_start, 1e-9);
+      rep.images_per_s = (interval_steps + interval_skipped) * B / std::max(now_seconds() - interval_start, 1e-9);
       rep.skipped = interval_skipped;
       rep.comm_wait_s = comm_wait / std::max<int64_t>(interval_steps + interval_skipped, 1);
       log->record(rep);
@@ -580,12 +577,12 @@ int Trainer::Impl::loop() {
       std::fill(std::begin(stats_acc), std::end(stats_acc), 0.0);
       interval_steps = interval_skipped = 0;
       comm_wait = 0;
-      interval_start = now_s();
+      interval_start = now_seconds();
     }
     report_checkpoints();
     if (last || stop) {
       const int status = finish(last ? kExitOk : kExitRequeue, signal_names(stats));
-      if (status == kExitOk) say(cat("done: step ", state.step, " in ", format_duration(now_s() - run_start)));
+      if (status == kExitOk) say(cat("done: step ", state.step, " in ", format_duration(now_seconds() - run_start)));
       return status;
     }
     if (r.applied && state.step % tc.log_every == 0) check_replicas();

@@ -14,6 +14,7 @@
 
 #include "apps/cli.h"
 #include "core/backend.h"
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/config.h"
 #include "core/diffusion.h"
@@ -24,10 +25,6 @@
 
 namespace ddpm {
 namespace {
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
@@ -70,7 +67,7 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
   double loss = 0;
   for (int it = 0; it < warmup + steps; ++it) {
     ops.synchronize();
-    const double t0 = now_s();
+    const double t0 = now_seconds();
     for (int n = 0; n < N; ++n) t[n] = (n * 997 + it * 131) % diffusion.num_timesteps(), t_float[n] = float(t[n]);
     ops.upload(t_dev, t_float.data(), N);
     ops.fill_normal(noise, N, per_example, cfg.train.seed, Purpose::kNoise, 0, static_cast<uint32_t>(it), 0);
@@ -83,7 +80,7 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
     opt.step(ops, model.params, model.grads, model.m, model.v, model.ema, model.P);
     ++ps.version;
     ops.synchronize();
-    if (it >= warmup) times.push_back(now_s() - t0);
+    if (it >= warmup) times.push_back(now_seconds() - t0);
     loss = 0;
     for (double l : losses) loss += l / N;
   }
@@ -104,7 +101,7 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
   std::vector<float> out(static_cast<size_t>(N * per_example));
   model.net.prepare(ops, N);
   ops.synchronize();
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   int steps_run = 0;
   if (through_sampler) {
     SamplerOptions options;
@@ -136,7 +133,7 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
     for (float* p : {x, eps, noise, t_dev}) ops.release(p);
   }
   ops.synchronize();
-  const double seconds = now_s() - t0;
+  const double seconds = now_seconds() - t0;
   double mean_abs = 0;
   for (float v : out) mean_abs += std::fabs(v) / out.size();
   std::printf("sample%s: %d images, %d steps, %.3f s (mean |x0| %.4f)\n", through_sampler ? " (Sampler)" : "", N,

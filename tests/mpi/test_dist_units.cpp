@@ -16,6 +16,7 @@
 #include <thread>
 
 #include "core/backend.h"
+#include "core/clock.h"
 #include "core/common.h"
 #include "core/fs.h"
 #include "core/ops.h"
@@ -32,10 +33,6 @@ struct NoHdf5AtExit {
   NoHdf5AtExit() { H5dont_atexit(); }
 };
 BOOST_TEST_GLOBAL_FIXTURE(NoHdf5AtExit);
-
-double now_s() {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now().time_since_epoch()).count();
-}
 
 std::string read_bytes(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -97,13 +94,13 @@ BOOST_AUTO_TEST_SUITE(watchdog)
 BOOST_AUTO_TEST_CASE(a_stalled_phase_reports_rank_phase_and_iteration_once) {
   std::mutex mu;
   std::vector<std::string> messages;
-  const double t0 = now_s();
+  const double t0 = now_seconds();
   double fired_at = 0;
   {
     Watchdog dog(3, 0.3, [&](const std::string& m) {
       std::lock_guard<std::mutex> lock(mu);
       messages.push_back(m);
-      fired_at = now_s();
+      fired_at = now_seconds();
     });
     dog.enter(phase::kAllReduce, 7);
     std::this_thread::sleep_for(std::chrono::milliseconds(800));
