@@ -14,6 +14,7 @@
 #include "core/ops.h"
 #include "core/unet.h"
 #include "core/weights_io.h"
+#include "train/model_source.h"
 
 namespace ddpm {
 namespace {
@@ -54,30 +55,27 @@ int cmd_info(int argc, char** argv) {
 }
 
 int cmd_eps(int argc, char** argv) {
-  Cli cli("ddpm_eval eps", "--checkpoint FILE --in IN.h5 --out OUT.h5 [options]",
+  Cli cli("ddpm_eval eps", "(--checkpoint FILE | --run-dir DIR) --in IN.h5 --out OUT.h5 [options]",
           "Reads x (float32 [N,C,H,W]) and t (int32 or int64 [N]) from IN.h5 and writes the model's epsilon "
           "prediction as eps (float32 [N,C,H,W], dropout off) to OUT.h5.");
   cli.option("checkpoint", "FILE", "weights file or training checkpoint");
+  cli.option("run-dir", "DIR", "use the newest valid checkpoint of a training run");
   cli.option("in", "FILE", "HDF5 input with datasets x and t");
   cli.option("out", "FILE", "HDF5 output (written atomically)");
   cli.option("weights", "auto|params|ema", "which weights to use; auto takes ema when present", "auto");
   cli.option("batch", "B", "images per forward pass", "16");
   cli.option("threads", "T", "CPU threads (0: all cores)", "0");
   cli.parse(argc, argv, 2);
-  const std::string ckpt = cli.require("checkpoint"), in_path = cli.require("in"), out_path = cli.require("out");
+  const std::string in_path = cli.require("in"), out_path = cli.require("out");
   const int64_t batch = cli.get_int("batch");
   if (batch < 1 || batch > 4096) input_error("--batch must be in [1, 4096]");
 
-  const h5::File wf = h5::File::open_read(ckpt);
-  const ModelConfig model = read_model_config(wf);
-  std::string group = cli.get("weights");
-  if (group == "auto") group = wf.has_group("ema") ? "ema" : "params";
-  if (group != "params" && group != "ema") input_error("--weights must be auto, params or ema");
+  const ModelSource src = load_model_source(cli.get("checkpoint"), cli.get("run-dir"), cli.get("weights"));
+  const ModelConfig& model = src.config.model;
+  const float* params = src.weights.get();
   // The backend must outlive the model: ~UNet releases its activation arena through it.
   auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
   UNet net(model);
-  HostFloats params = alloc_host_floats(net.layout().size());
-  read_param_group(wf, group, net.layout(), params.get());
 
   const h5::File in = h5::File::open_read(in_path);
   const h5::DatasetInfo xi = in.info("x"), ti = in.info("t");
@@ -95,7 +93,7 @@ int cmd_eps(int argc, char** argv) {
   for (int64_t i = 0; i < N; ++i) {
     if (t_int[i] < 0 || t_int[i] > 1000000) in.fail(cat("t[", i, "] = ", t_int[i], " is out of range"));
   }
-  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images\n", ckpt.c_str(), group.c_str(),
+  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images\n", src.path.c_str(), src.group.c_str(),
                static_cast<long long>(N));
 
   const int64_t in_img = static_cast<int64_t>(C) * R * R, out_img = static_cast<int64_t>(model.out_ch) * R * R;
@@ -110,7 +108,7 @@ int cmd_eps(int argc, char** argv) {
     ops->nchw_to_nhwc(x_nhwc, x.data() + start * in_img, n, C, R, R);
     Pass ps;
     ps.ops = ops.get();
-    ps.params = params.get();
+    ps.params = params;
     ps.N = n;
     net.forward(ps, e_nhwc, x_nhwc, t.data());
     ops->nhwc_to_nchw(eps.data() + start * out_img, e_nhwc, n, model.out_ch, R, R);
