@@ -15,7 +15,12 @@ L_simple = mean((noise - eps_theta(x, t))^2), and stores per config group:
 Rerunnable: the output depends only on this script, unet_ref.py and philox.py (one
 thread, deterministic algorithms, no timestamps in the file).
 
-usage: /usr/bin/python3 tests/reference/make_golden.py [--out PATH]
+`--set wide` writes configs with 64- and 128-channel levels instead (groups c and d), too
+big to commit: the e2e test golden_unet_wide generates them in the build tree. With ch
+= 32 every GroupNorm group is one channel and the timestep-embedding gradients of the
+committed configs are zero analytically; the wide configs check them against PyTorch.
+
+usage: /usr/bin/python3 tests/reference/make_golden.py [--set committed|wide] [--out PATH]
 """
 import argparse
 import os
@@ -44,6 +49,19 @@ CONFIGS = {
     "b": dict(model=dict(resolution=8, in_channels=1, out_ch=1, ch=32, ch_mult=[1, 1], num_res_blocks=0,
                          attn_resolutions=[8], dropout=0.0, resamp_with_conv=False),
               t=[0, 500, 999], input_seed=2),
+}
+
+# Not committed (about 12 MB): 2 and 4 channels per GroupNorm group, so the timestep
+# embedding reaches the output, and the shapes of a cifar10-like model at 16x16.
+WIDE_CONFIGS = {
+    # conv resampling, two res blocks per level, nin_shortcut on both paths, attention at 8x8
+    "c": dict(model=dict(resolution=16, in_channels=3, out_ch=3, ch=64, ch_mult=[1, 2], num_res_blocks=2,
+                         attn_resolutions=[8], dropout=0.0, resamp_with_conv=True),
+              t=[1, 250, 998], input_seed=3),
+    # three levels with average pool / plain nearest upsample, attention at 4x4
+    "d": dict(model=dict(resolution=8, in_channels=1, out_ch=1, ch=32, ch_mult=[1, 2, 2], num_res_blocks=1,
+                         attn_resolutions=[4], dropout=0.0, resamp_with_conv=False),
+              t=[0, 999], input_seed=4),
 }
 
 PROBE_TENSORS = ["conv_in.weight", "temb.dense.0.bias", "norm_out.weight", "mid.attn_1.q.weight"]
@@ -82,7 +100,7 @@ def run_config(spec):
                 grads=grads, params={name: tuple(p.shape) for name, p in net.named_parameters()})
 
 
-def write_file(path, results):
+def write_file(path, configs, results):
     tmp = path + ".tmp"
     # track_order off and no timestamps: the same inputs give the same bytes.
     with h5py.File(tmp, "w", libver=("earliest", "v110"), track_order=False) as f:
@@ -90,7 +108,7 @@ def write_file(path, results):
         f.attrs["golden_seed"] = np.int64(philox.GOLDEN_SEED)
         for key, res in results.items():
             g = f.create_group(key)
-            g.attrs["model_config"] = model_config_yaml(CONFIGS[key]["model"])
+            g.attrs["model_config"] = model_config_yaml(configs[key]["model"])
             for name in ["x", "t", "noise", "eps"]:
                 g.create_dataset(name, data=res[name], track_times=False)
             g.create_dataset("loss", data=np.float64(res["loss"]), track_times=False)
@@ -105,8 +123,15 @@ def write_file(path, results):
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--out", default=os.path.join(HERE, "golden_unet.h5"), help="output file (default: %(default)s)")
+    parser.add_argument("--set", choices=["committed", "wide"], default="committed",
+                        help="committed: configs a and b (the committed file); wide: configs c and d")
+    parser.add_argument("--out", help="output file (default for --set committed: tests/reference/golden_unet.h5)")
     args = parser.parse_args()
+    configs = CONFIGS if args.set == "committed" else WIDE_CONFIGS
+    if args.out is None:
+        if args.set != "committed":
+            parser.error("--set wide needs --out (the wide file is not committed)")
+        args.out = os.path.join(HERE, "golden_unet.h5")
 
     philox.check_known_answers()
     torch.set_num_threads(1)
@@ -114,13 +139,13 @@ def main():
     torch.set_default_dtype(torch.float32)
 
     results = {}
-    for key, spec in CONFIGS.items():
+    for key, spec in configs.items():
         res = run_config(spec)
         results[key] = res
         nparams = sum(int(np.prod(s)) for s in res["params"].values())
         print("config %s: %d tensors, %d parameters, loss %.9g, |eps| %.6g" % (
             key, len(res["grads"]), nparams, res["loss"], float(np.linalg.norm(res["eps"]))))
-    write_file(args.out, results)
+    write_file(args.out, configs, results)
     print("wrote %s (%d bytes)" % (args.out, os.path.getsize(args.out)))
 
 
