@@ -6,9 +6,13 @@
 
 #include "core/clock.h"
 #include "core/common.h"
+#include "dist/heartbeat.h"
 
 namespace ddpm {
 namespace {
+
+// Two reads of the heartbeat files 2.5 s apart, plus a slow file system's slack.
+constexpr double kDiagnoseLimitS = 8.0;
 
 std::string seconds(double s) {
   char buf[32];
@@ -32,6 +36,7 @@ Watchdog::~Watchdog() {
   }
   cv_.notify_all();
   thread_.join();
+  heartbeat_.reset();  // after the thread that may diagnose with it; it takes mu_
 }
 
 void Watchdog::enter(const WatchPhase& phase, int64_t iteration) {
@@ -46,15 +51,28 @@ void Watchdog::beat() {
   since_s_ = now_seconds();
 }
 
+void Watchdog::attach_heartbeat(const std::string& dir, int world_size) {
+  auto hb = std::make_unique<Heartbeat>(dir, rank_, world_size, [this] {
+    std::lock_guard<std::mutex> lock(mu_);
+    Beat b;
+    b.iteration = iteration_;
+    b.phase = phase_.name;
+    b.waits_for_others = phase_.waits_for_others;
+    return b;
+  });
+  std::lock_guard<std::mutex> lock(mu_);
+  heartbeat_ = std::move(hb);
+}
+
 std::string Watchdog::timeout_message(int rank, const WatchPhase& phase, int64_t iteration, double stalled_s,
-                                      double timeout_s) {
+                                      double timeout_s, const std::string& diagnosis) {
   return cat("ddpm_train: error: watchdog: rank ", rank, " made no progress for ", seconds(stalled_s),
              " s in phase '", phase.name, "' of iteration ", iteration, " (train.step_timeout_s = ",
              seconds(timeout_s), "): ",
              phase.waits_for_others ? "it is waiting for the other ranks, so another rank is hung, stopped or dead, "
                                       "or the network failed"
                                     : "this rank is stuck in its own work (device, file system or data)",
-             "; aborting the job");
+             diagnosis.empty() ? "" : "; " + diagnosis, "; aborting the job");
 }
 
 void Watchdog::run() {
@@ -72,9 +90,13 @@ void Watchdog::run() {
     last_wake = now;
     const double stalled = now - since_s_;
     if (stalled > timeout_s_) {
-      const std::string message = timeout_message(rank_, phase_, iteration_, stalled, timeout_s_);
+      const WatchPhase phase = phase_;
+      const int64_t iteration = iteration_;
+      Heartbeat* hb = phase.waits_for_others ? heartbeat_.get() : nullptr;
       lock.unlock();
-      on_timeout_(message);
+      // Which rank is missing, from the heartbeat files (a few seconds; bounded).
+      const std::string diagnosis = hb ? hb->diagnose(kDiagnoseLimitS) : "";
+      on_timeout_(timeout_message(rank_, phase, iteration, stalled, timeout_s_, diagnosis));
       return;
     }
   }

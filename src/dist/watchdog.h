@@ -14,11 +14,14 @@
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
 
 namespace ddpm {
+
+class Heartbeat;
 
 // A phase of the training loop. `waits_for_others`: the phase is (or ends in) a
 // collective, so a timeout there usually means another rank is stuck.
@@ -56,10 +59,14 @@ class Watchdog {
   void enter(const WatchPhase& phase, int64_t iteration);
   // Progress inside a long phase (one sampler step); the clock restarts.
   void beat();
+  // Publishes this rank's phase in dir (dist/heartbeat.h, a directory all ranks see)
+  // and, on a timeout in a collective, names the ranks that stopped reporting.
+  void attach_heartbeat(const std::string& dir, int world_size);
 
   // The line the watchdog reports (exposed for tests and the docs).
+  // diagnosis: what the heartbeat files say about the other ranks ("" if nothing).
   static std::string timeout_message(int rank, const WatchPhase& phase, int64_t iteration, double stalled_s,
-                                     double timeout_s);
+                                     double timeout_s, const std::string& diagnosis = "");
 
  private:
   void run();
@@ -74,6 +81,7 @@ class Watchdog {
   double since_s_ = 0;  // steady clock, when the phase started or last beat
   bool shutdown_ = false;
   std::thread thread_;
+  std::unique_ptr<Heartbeat> heartbeat_;  // last: destroyed first, it reads the state above
 };
 
 }  // namespace ddpm

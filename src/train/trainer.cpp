@@ -618,6 +618,9 @@ Trainer::Trainer(World& world, const Config& config, const TrainOptions& options
     if (im.root()) im.read_start_point();
   });
   agreed_stage([&] { im.distribute_start_point(); });
+  // Now that rank 0 made the run directory: each rank's phase where the others can read
+  // it, so a watchdog timeout names the rank that stopped.
+  if (world.size() > 1) im.watchdog->attach_heartbeat(fs::join(options.run_dir, "heartbeat"), world.size());
   if (im.root()) fs::write_text_atomic(fs::join(options.run_dir, "config.yaml"), config.to_yaml());
 }
 

@@ -20,6 +20,7 @@
 #include "core/common.h"
 #include "core/fs.h"
 #include "core/ops.h"
+#include "dist/heartbeat.h"
 #include "dist/watchdog.h"
 #include "train/checkpoint.h"
 #include "train/checkpoint_writer.h"
@@ -132,6 +133,63 @@ BOOST_AUTO_TEST_CASE(a_local_phase_blames_this_rank) {
   BOOST_TEST(m.find("rank 5") != std::string::npos);
   BOOST_TEST(m.find("phase 'data' of iteration 12") != std::string::npos);
   BOOST_TEST(m.find("this rank is stuck") != std::string::npos);
+}
+
+Beat beat_at(int64_t iteration, const WatchPhase& p, uint64_t seq = 0) {
+  Beat b;
+  b.valid = true;
+  b.seq = seq;
+  b.iteration = iteration;
+  b.phase = p.name;
+  b.waits_for_others = p.waits_for_others;
+  return b;
+}
+
+BOOST_AUTO_TEST_CASE(heartbeats_name_the_silent_and_the_busy_ranks) {
+  // Rank 0 timed out; 1 stopped (same counter twice); 2 waits like rank 0; 3 is busy
+  // reading data; 4 never wrote a file.
+  const std::vector<Beat> first = {beat_at(9, phase::kAllReduce, 5), beat_at(9, phase::kForward, 7),
+                                   beat_at(9, phase::kAllReduce, 3), beat_at(9, phase::kData, 4), Beat{}};
+  std::vector<Beat> second = first;
+  second[0].seq = 8;
+  second[2].seq = 6;
+  second[3].seq = 9;
+  const std::string d = Heartbeat::describe(first, second, 0);
+  BOOST_TEST(d == "rank 1 stopped reporting (last in phase 'forward' of iteration 9); rank 4 has no heartbeat; "
+                  "rank 3 is busy in phase 'data' of iteration 9");
+  // Everyone else moving and waiting: say so rather than blame anyone.
+  const std::vector<Beat> waiting = {second[0], second[2]};
+  BOOST_TEST(Heartbeat::describe({first[0], first[2]}, waiting, 0) == "every other rank reports that it is waiting too");
+}
+
+BOOST_AUTO_TEST_CASE(a_stopped_peer_is_named_in_the_timeout_line) {
+  const std::string dir = fs::join(DDPM_BINARY_DIR, "tests/mpi/heartbeat_unit");
+  std::remove(Heartbeat::file_path(dir, 0).c_str());
+  std::remove(Heartbeat::file_path(dir, 1).c_str());
+  // Rank 1's heartbeat stops when its object goes (as a SIGSTOP would stop its thread).
+  {
+    Heartbeat peer(dir, 1, 2, [] { return beat_at(4, phase::kBackward); }, 0.05);
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  const Beat last = Heartbeat::read(Heartbeat::file_path(dir, 1));
+  BOOST_REQUIRE(last.valid);
+  BOOST_TEST(last.seq >= 2u);
+  BOOST_TEST(last.phase == "backward");
+  std::mutex mu;
+  std::string message;
+  {
+    Watchdog dog(0, 0.3, [&](const std::string& m) {
+      std::lock_guard<std::mutex> lock(mu);
+      message = m;
+    });
+    dog.attach_heartbeat(dir, 2);
+    dog.enter(phase::kAllReduce, 4);
+    std::this_thread::sleep_for(std::chrono::milliseconds(3500));  // 0.3 s + two reads 2.5 s apart
+  }
+  BOOST_TEST_MESSAGE(message);
+  BOOST_TEST(message.find("rank 1 stopped reporting (last in phase 'backward' of iteration 4)") != std::string::npos);
+  BOOST_TEST(message.find("aborting the job") != std::string::npos);
+  BOOST_TEST(Heartbeat::read(Heartbeat::file_path(dir, 0)).phase == "gradient all-reduce");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -3,6 +3,7 @@
   - a rank stopped with SIGSTOP mid-run: another rank's watchdog sees no progress for
     train.step_timeout_s and aborts the whole job with one line naming the rank, the
     phase and the iteration, instead of the job hanging until the allocation runs out;
+    from the heartbeat files, the line also names the stopped rank;
   - a rank that meets a corrupt image mid-run ends the whole job at once (exit 2) with
     one line naming itself, the shard and the image, while the others wait for it in a
     collective.
@@ -47,8 +48,10 @@ def stopped_rank(args, data):
     u.check(int(m.group(1)) in (0, 2), f"the line names rank {m.group(1)}, not a running one")
     u.check(float(m.group(2)) >= TIMEOUT_S, f"fired after {m.group(2)} s, before the timeout")
     u.check(int(m.group(4)) >= 3, f"iteration {m.group(4)}")
+    u.check(re.search(r"; rank 1 stopped reporting \(last in phase '[a-z -]+' of iteration \d+\)", lines[0])
+            is not None, f"the line does not name the stopped rank 1:\n{lines[0]}")
     u.check(TIMEOUT_S <= took <= TIMEOUT_S + SLACK_S, f"the job ended {took:.1f} s after the stop")
-    print(f"ok   rank 1 stopped: the job ended after {took:.1f} s (timeout {TIMEOUT_S} s): {m.group(0)}")
+    print(f"ok   rank 1 stopped: the job ended after {took:.1f} s (timeout {TIMEOUT_S} s): {lines[0]}")
 
 
 def corrupt_image(args, data):
