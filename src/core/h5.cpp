@@ -10,8 +10,6 @@
 namespace ddpm::h5 {
 namespace {
 
-std::recursive_mutex& h5_mutex() { return library_mutex(); }
-using Lock = std::lock_guard<std::recursive_mutex>;
 
 DType classify(hid_t type) {
   const H5T_class_t cls = H5Tget_class(type);
@@ -48,10 +46,18 @@ std::recursive_mutex& library_mutex() {
   return m;
 }
 
+Lock::Lock() : guard_(library_mutex()) {
+  thread_local bool quiet = false;
+  if (!quiet) {
+    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
+    quiet = true;
+  }
+}
+
 void init() {
   static std::once_flag once;
   std::call_once(once, [] {
-    Lock lock(h5_mutex());
+    Lock lock;
     H5open();
     H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
     H5PLset_loading_state(0);
@@ -70,7 +76,7 @@ Handle& Handle::operator=(Handle&& o) noexcept {
 
 void Handle::reset() {
   if (id_ >= 0 && closer_) {
-    Lock lock(h5_mutex());
+    Lock lock;
     closer_(id_);
   }
   id_ = -1;
@@ -97,7 +103,7 @@ void File::fail(const std::string& what) const { input_error(path_, ": ", what);
 
 File File::open_read(const std::string& path) {
   init();
-  Lock lock(h5_mutex());
+  Lock lock;
   File f;
   f.path_ = path;
   struct stat st;
@@ -118,7 +124,7 @@ File File::create_checksummed(const std::string& path) { return create_with(path
 
 File File::create_with(const std::string& path, bool checksummed) {
   init();
-  Lock lock(h5_mutex());
+  Lock lock;
   File f;
   f.path_ = path;
   f.writable_ = true;
@@ -132,7 +138,7 @@ File File::create_with(const std::string& path, bool checksummed) {
 }
 
 void File::close() {
-  Lock lock(h5_mutex());
+  Lock lock;
   if (file_.valid() && writable_ && H5Fflush(file_.get(), H5F_SCOPE_GLOBAL) < 0) {
     fail("cannot flush the file (disk full?)");
   }
@@ -167,17 +173,17 @@ int object_type(hid_t file, const std::string& name) {
 }  // namespace
 
 bool File::has_group(const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   return object_type(file_.get(), name) == H5O_TYPE_GROUP;
 }
 
 bool File::has_dataset(const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   return object_type(file_.get(), name) == H5O_TYPE_DATASET;
 }
 
 std::vector<std::string> File::list(const std::string& group) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   check_hard_link(group);
   Handle g(H5Gopen2(file_.get(), group.c_str(), H5P_DEFAULT), H5Gclose);
   if (!g.valid()) fail(cat("'", group, "' is not a group"));
@@ -196,7 +202,7 @@ std::vector<std::string> File::list(const std::string& group) const {
 }
 
 Handle File::open_dataset(const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   check_hard_link(name);
   Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
   if (!ds.valid()) fail(cat("'", name, "' is not a readable dataset"));
@@ -211,7 +217,7 @@ Handle File::open_dataset(const std::string& name) const {
 }
 
 DatasetInfo File::info(const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle ds = open_dataset(name);
   Handle type(H5Dget_type(ds.get()), H5Tclose);
   Handle space(H5Dget_space(ds.get()), H5Sclose);
@@ -230,7 +236,7 @@ DatasetInfo File::info(const std::string& name) const {
 }
 
 void File::read_raw(const std::string& name, hid_t mem_type, void* out, int64_t n, DType want) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   const DatasetInfo di = info(name);
   const bool int_ok = (want == DType::kInt64) &&
                       (di.dtype == DType::kInt32 || di.dtype == DType::kInt64 || di.dtype == DType::kUInt8);
@@ -255,7 +261,7 @@ void File::read_u8(const std::string& name, uint8_t* out, int64_t n) const {
 }
 
 void File::create_group(const std::string& name) {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle g(H5Gcreate2(file_.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
   if (!g.valid()) fail(cat("cannot create the group '", name, "'"));
 }
@@ -275,16 +281,16 @@ void write_dataset(const File& f, const std::string& name, hid_t file_type, hid_
 }  // namespace
 
 void File::write_f32(const std::string& name, const float* data, const std::vector<int64_t>& shape) {
-  Lock lock(h5_mutex());
+  Lock lock;
   write_dataset(*this, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, shape);
 }
 void File::write_i64(const std::string& name, const int64_t* data, const std::vector<int64_t>& shape) {
-  Lock lock(h5_mutex());
+  Lock lock;
   write_dataset(*this, name, H5T_STD_I64LE, H5T_NATIVE_INT64, data, shape);
 }
 
 bool File::has_attr(const std::string& obj, const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   return H5Aexists_by_name(file_.get(), obj.c_str(), name.c_str(), H5P_DEFAULT) > 0;
 }
 
@@ -302,7 +308,7 @@ Handle open_attr(const File& f, const std::string& obj, const std::string& name)
 }  // namespace
 
 std::string File::read_attr_str(const std::string& obj, const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle a = open_attr(*this, obj, name);
   Handle type(H5Aget_type(a.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_STRING) fail(cat("attribute '", name, "' is not a string"));
@@ -325,7 +331,7 @@ std::string File::read_attr_str(const std::string& obj, const std::string& name)
 }
 
 int64_t File::read_attr_i64(const std::string& obj, const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle a = open_attr(*this, obj, name);
   Handle type(H5Aget_type(a.get()), H5Tclose);
   if (H5Tget_class(type.get()) != H5T_INTEGER) fail(cat("attribute '", name, "' is not an integer"));
@@ -335,7 +341,7 @@ int64_t File::read_attr_i64(const std::string& obj, const std::string& name) con
 }
 
 double File::read_attr_f64(const std::string& obj, const std::string& name) const {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle a = open_attr(*this, obj, name);
   Handle type(H5Aget_type(a.get()), H5Tclose);
   const H5T_class_t cls = H5Tget_class(type.get());
@@ -359,7 +365,7 @@ void write_attr(const File& f, const std::string& obj, const std::string& name, 
 }  // namespace
 
 void File::write_attr_str(const std::string& obj, const std::string& name, const std::string& value) {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), H5T_VARIABLE);
   H5Tset_cset(type.get(), H5T_CSET_UTF8);
@@ -368,7 +374,7 @@ void File::write_attr_str(const std::string& obj, const std::string& name, const
 }
 
 void File::write_attr_str_fixed(const std::string& obj, const std::string& name, const std::string& value) {
-  Lock lock(h5_mutex());
+  Lock lock;
   Handle type(H5Tcopy(H5T_C_S1), H5Tclose);
   H5Tset_size(type.get(), value.empty() ? 1 : value.size());
   H5Tset_strpad(type.get(), H5T_STR_NULLPAD);
@@ -379,12 +385,12 @@ void File::write_attr_str_fixed(const std::string& obj, const std::string& name,
 }
 
 void File::write_attr_i64(const std::string& obj, const std::string& name, int64_t value) {
-  Lock lock(h5_mutex());
+  Lock lock;
   write_attr(*this, obj, name, H5T_NATIVE_INT64, &value);
 }
 
 void File::write_attr_f64(const std::string& obj, const std::string& name, double value) {
-  Lock lock(h5_mutex());
+  Lock lock;
   write_attr(*this, obj, name, H5T_NATIVE_DOUBLE, &value);
 }
 

@@ -22,9 +22,23 @@ namespace ddpm::h5 {
 // Global setup, idempotent: silence the automatic error stack, disable plugins.
 void init();
 
-// The Debian HDF5 build is not thread-safe: every HDF5 call in ddpm holds this lock
-// (File's methods take it themselves; hold it around raw calls on File::id()).
+// Every HDF5 call in ddpm holds this lock, whether or not the library was built
+// thread-safe (File's methods take it themselves; hold a Lock around raw calls on
+// File::id()).
 std::recursive_mutex& library_mutex();
+
+// The library lock, and the automatic error printing silenced on the calling thread:
+// Debian's HDF5 is the thread-safe build, where that setting is per thread, and our
+// errors are one line (the loader's prefetch thread, the checkpoint writer).
+class Lock {
+ public:
+  Lock();
+  Lock(const Lock&) = delete;
+  Lock& operator=(const Lock&) = delete;
+
+ private:
+  std::lock_guard<std::recursive_mutex> guard_;
+};
 
 // Owning hid_t with the right close function.
 class Handle {

@@ -11,7 +11,7 @@
 namespace ddpm::data {
 namespace {
 
-using Lock = std::lock_guard<std::recursive_mutex>;
+using h5::Lock;
 
 // True if `type` is an integer of `size` bytes with the given signedness.
 bool is_integer(hid_t type, size_t size, bool is_signed) {
@@ -37,7 +37,7 @@ std::string dims_string(const std::vector<hsize_t>& dims) {
 // Variable-length strings live in HDF5's global heap, which the library parses without
 // checksums (a flipped bit there can make it loop): shards store fixed-length strings.
 void require_fixed_string(const h5::File& f, const char* name) {
-  Lock lock(h5::library_mutex());
+  Lock lock;
   if (!f.has_attr("/", name)) f.fail(cat("attribute '", name, "' is missing"));
   h5::Handle attr(H5Aopen_by_name(f.id(), "/", name, H5P_DEFAULT, H5P_DEFAULT), H5Aclose);
   h5::Handle type(attr.valid() ? H5Aget_type(attr.get()) : -1, H5Tclose);
@@ -49,7 +49,7 @@ void require_fixed_string(const h5::File& f, const char* name) {
 // Shards use the HDF5 1.10 format (superblock version 2 or later), whose metadata HDF5
 // verifies against checksums; older files would be parsed unchecked.
 void require_checksummed_format(const h5::File& f) {
-  Lock lock(h5::library_mutex());
+  Lock lock;
   H5F_info2_t info;
   if (H5Fget_info2(f.id(), &info) < 0) f.fail("cannot read the file's format information");
   if (info.super.version < 2) {
@@ -100,7 +100,7 @@ void ShardReader::validate_attributes() {
 }
 
 void ShardReader::open_images() {
-  Lock lock(h5::library_mutex());
+  Lock lock;
   const Expected& e = expected_;
   images_ = file_.open_dataset("images");  // hard link, no external storage, no virtual layout
   h5::Handle type(H5Dget_type(images_.get()), H5Tclose);
@@ -124,7 +124,7 @@ void ShardReader::open_images() {
 }
 
 void ShardReader::read_tables() {
-  Lock lock(h5::library_mutex());
+  Lock lock;
   const Expected& e = expected_;
   const hsize_t n = static_cast<hsize_t>(e.entry.count);
   const auto read_table = [&](const char* name, size_t size, bool is_signed, hid_t mem_type, void* out) {
@@ -153,7 +153,7 @@ void ShardReader::read_image(int64_t i, int64_t dataset_index, uint8_t* out) {
   DDPM_CHECK(i >= 0 && i < expected_.entry.count, "image ", i);
   const int64_t bytes = expected_.shape.bytes();
   {
-    Lock lock(h5::library_mutex());
+    Lock lock;
     const hsize_t start[4] = {static_cast<hsize_t>(i), 0, 0, 0};
     const hsize_t count[4] = {1, static_cast<hsize_t>(expected_.shape.height),
                               static_cast<hsize_t>(expected_.shape.width), static_cast<hsize_t>(expected_.shape.channels)};

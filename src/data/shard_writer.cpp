@@ -10,7 +10,7 @@
 namespace ddpm::data {
 namespace {
 
-using Lock = std::lock_guard<std::recursive_mutex>;
+using h5::Lock;
 
 void write_table(const h5::File& file, const char* name, hid_t file_type, hid_t mem_type, const void* data,
                  int64_t n) {
@@ -35,7 +35,7 @@ ShardFileWriter::ShardFileWriter(const std::string& path, const ImageShape& shap
       labels_(labels),
       source_(source),
       file_(h5::File::create_checksummed(path)) {
-  Lock lock(h5::library_mutex());
+  Lock lock;
   const hsize_t dims[4] = {static_cast<hsize_t>(capacity), static_cast<hsize_t>(shape.height),
                            static_cast<hsize_t>(shape.width), static_cast<hsize_t>(shape.channels)};
   const hsize_t chunk[4] = {1, dims[1], dims[2], dims[3]};  // one image per chunk
@@ -53,7 +53,7 @@ void ShardFileWriter::add(const uint8_t* pixels, uint32_t checksum, int32_t labe
   const int64_t i = static_cast<int64_t>(checksums_.size());
   DDPM_CHECK(i < capacity_, "shard ", path_, " is full");
   {
-    Lock lock(h5::library_mutex());
+    Lock lock;
     const hsize_t start[4] = {static_cast<hsize_t>(i), 0, 0, 0};
     const hsize_t count[4] = {1, static_cast<hsize_t>(shape_.height), static_cast<hsize_t>(shape_.width),
                               static_cast<hsize_t>(shape_.channels)};
@@ -71,7 +71,7 @@ void ShardFileWriter::add(const uint8_t* pixels, uint32_t checksum, int32_t labe
 ShardEntry ShardFileWriter::finish() {
   const int64_t n = static_cast<int64_t>(checksums_.size());
   {
-    Lock lock(h5::library_mutex());
+    Lock lock;
     if (n < capacity_) {
       // Some items were skipped: shrink to the images written (chunked datasets may
       // shrink; the unwritten chunks were never allocated).

@@ -65,13 +65,7 @@ int64_t CheckpointWriter::last_committed_step() const {
 }
 
 void CheckpointWriter::run() {
-  {
-    // Debian's HDF5 is the thread-safe build, where automatic error printing is set per
-    // thread: silence it here too, failures come back as exceptions (h5.h).
-    h5::init();
-    std::lock_guard<std::recursive_mutex> h5_lock(h5::library_mutex());
-    H5Eset_auto2(H5E_DEFAULT, nullptr, nullptr);
-  }
+  h5::init();
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     cv_.wait(lock, [&] { return shutdown_ || pending_; });

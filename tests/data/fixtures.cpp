@@ -285,7 +285,7 @@ void truncate_file(const std::string& path, int64_t size) {
 
 int64_t image_offset_in_shard(const std::string& shard_path, int64_t i) {
   h5::File f = h5::File::open_read(shard_path);
-  std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Lock lock;
   h5::Handle ds = f.open_dataset("images");
   const hsize_t offset[4] = {static_cast<hsize_t>(i), 0, 0, 0};
   haddr_t addr = HADDR_UNDEF;

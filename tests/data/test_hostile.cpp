@@ -36,7 +36,7 @@ struct Mutation {
   bool variable_strings = false;  // string attributes in the global heap
 };
 
-using Lock = std::lock_guard<std::recursive_mutex>;
+using h5::Lock;
 
 // Rewrites DIR/shard-00000-of-00001.h5 (the synthetic images 0..5) with a mutation, and
 // fixes the manifest's byte count so that the mutation is what the reader meets.
@@ -54,7 +54,7 @@ void rewrite_shard(const std::string& dir, const Mutation& m) {
   const std::string target = dir + "/other.h5";
   h5::File f = m.old_format ? h5::File::create(path) : h5::File::create_checksummed(m.external_link ? target : path);
   {
-    Lock lock(h5::library_mutex());
+    Lock lock;
     const hsize_t dims[4] = {kCount, 4, 5, 3}, chunk[4] = {1, 4, 5, 3};
     h5::Handle space(H5Screate_simple(4, dims, nullptr), H5Sclose);
     h5::Handle dcpl(H5Pcreate(H5P_DATASET_CREATE), H5Pclose);
@@ -76,11 +76,11 @@ void rewrite_shard(const std::string& dir, const Mutation& m) {
   if (m.external_link) {
     f.close();
     f = h5::File::create_checksummed(path);
-    Lock lock(h5::library_mutex());
+    Lock lock;
     H5Lcreate_external("other.h5", "/images", f.id(), "images", H5P_DEFAULT, H5P_DEFAULT);
   }
   {
-    Lock lock(h5::library_mutex());
+    Lock lock;
     const hsize_t n[1] = {kCount};
     h5::Handle space(H5Screate_simple(1, n, nullptr), H5Sclose);
     h5::Handle c(H5Dcreate2(f.id(), "checksums", H5T_STD_U32LE, space.get(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Dclose);
@@ -307,7 +307,7 @@ BOOST_AUTO_TEST_CASE(a_flipped_checksum_table_is_caught_when_opening) {
   int64_t offset = 0;
   {
     const h5::File f = h5::File::open_read(shard);
-    Lock lock(h5::library_mutex());
+    Lock lock;
     h5::Handle ds = f.open_dataset("checksums");
     offset = static_cast<int64_t>(H5Dget_offset(ds.get()));
   }

@@ -328,7 +328,7 @@ BOOST_AUTO_TEST_CASE(shards_hold_the_documented_layout) {
   const h5::DatasetInfo images = f.info("images");
   BOOST_TEST((images.dtype == h5::DType::kUInt8));
   BOOST_TEST((images.shape == std::vector<int64_t>{4, 6, 5, 3}));
-  std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Lock lock;
   h5::Handle ds = f.open_dataset("images");
   h5::Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
   hsize_t chunk[4];

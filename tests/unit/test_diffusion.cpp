@@ -25,7 +25,7 @@ namespace {
 const std::string kGolden = std::string(DDPM_SOURCE_DIR) + "/tests/reference/golden_diffusion.h5";
 
 std::vector<double> read_f64(const h5::File& f, const std::string& name) {
-  std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Lock lock;
   const h5::DatasetInfo info = f.info(name);
   BOOST_REQUIRE_MESSAGE(info.dtype == h5::DType::kFloat64, name << " is not float64");
   std::vector<double> out(static_cast<size_t>(info.numel()));

@@ -83,7 +83,7 @@ double rms(const float* v, size_t n) {
 }
 
 double read_scalar_f64(const h5::File& f, const std::string& name) {
-  std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Lock lock;
   const h5::DatasetInfo info = f.info(name);
   BOOST_REQUIRE_MESSAGE(info.dtype == h5::DType::kFloat64 && info.numel() == 1, name << " is not a float64 scalar");
   const h5::Handle ds = f.open_dataset(name);

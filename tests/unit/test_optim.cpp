@@ -33,7 +33,7 @@ std::vector<float> read_f32(const h5::File& f, const std::string& name) {
 
 // float64 datasets (norms, learning rates) through HDF5's conversion to double.
 std::vector<double> read_f64(const h5::File& f, const std::string& name) {
-  std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+  h5::Lock lock;
   BOOST_REQUIRE(f.info(name).dtype == h5::DType::kFloat64);
   std::vector<double> out(static_cast<size_t>(f.info(name).numel()));
   h5::Handle ds = f.open_dataset(name);

@@ -126,7 +126,7 @@ BOOST_AUTO_TEST_CASE(misshaped_tensor) {
 BOOST_AUTO_TEST_CASE(wrong_dtype) {
   const std::string p = write_variant("dtype.h5", [](h5::File& f, const ParamInfo& info, const float* d) {
     if (info.name != "norm_out.bias") return write_plain(f, info, d);
-    std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+    h5::Lock lock;
     const hsize_t dims[1] = {static_cast<hsize_t>(info.numel)};
     std::vector<double> v(d, d + info.numel);
     hid_t space = H5Screate_simple(1, dims, nullptr);
@@ -170,7 +170,7 @@ BOOST_AUTO_TEST_CASE(external_links_are_refused) {
     write_plain(f, info, d);
   });
   {
-    std::lock_guard<std::recursive_mutex> lock(h5::library_mutex());
+    h5::Lock lock;
     hid_t fid = H5Fopen(p.c_str(), H5F_ACC_RDWR, H5P_DEFAULT);
     H5Lcreate_external(target.c_str(), "/params/conv_in.bias", fid, "params/conv_in.bias", H5P_DEFAULT, H5P_DEFAULT);
     H5Fclose(fid);
