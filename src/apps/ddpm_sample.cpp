@@ -34,7 +34,7 @@ int run(World& world, int argc, char** argv) {
   cli.option("out", "DIR", "output directory");
   cli.option("sampler", "ancestral|ddim", "ancestral: the paper's Algorithm 2 over all T steps; ddim: Song et al.",
              "ancestral");
-  cli.option("steps", "K", "DDIM steps", "50");
+  cli.option("steps", "K", "DDIM steps (0: all T)", "50");
   cli.option("eta", "E", "DDIM noise (0: deterministic)", "0");
   cli.option("weights", "auto|ema|params", "which weights; auto takes ema when the file has it", "auto");
   cli.option("progressive", "K", "also write progressive.png: x0 predicted every K steps (the paper's Fig. 6)", "0");
@@ -51,6 +51,10 @@ int run(World& world, int argc, char** argv) {
   if (num < 1 || num > (int64_t{1} << 31)) input_error("--num must be in [1, 2^31]");
   if (batch < 1 || batch > 65536) input_error("--batch must be in [1, 65536]");
   if (progressive < 0) input_error("--progressive must be >= 0");
+  if (cli.get_int("steps") < 0) input_error("--steps must be >= 0");
+  if ((cli.has("steps") || cli.has("eta")) && cli.get("sampler") == "ancestral") {
+    input_error("--steps and --eta apply to --sampler ddim; the ancestral sampler takes all T steps");
+  }
   const std::string out_dir = cli.require("out");
 
   ModelSource src = load_model_source(cli.get("checkpoint"), cli.get("run-dir"), cli.get("weights"));

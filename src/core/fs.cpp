@@ -46,6 +46,8 @@ void make_dirs(const std::string& path) {
   if (mkdir(path.c_str(), 0755) != 0 && errno != EEXIST) {
     input_error(path, ": cannot create the directory (", std::strerror(errno), ")");
   }
+  // EEXIST from a file of that name (or a race that left one): still not a directory.
+  if (!is_dir(path)) input_error(path, ": exists and is not a directory");
 }
 
 void fsync_path(const std::string& path) {

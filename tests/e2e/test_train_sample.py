@@ -143,6 +143,11 @@ def main():
     check(sorted(os.listdir(os.path.join(run, "checkpoints"))) == before, "a refused resume changed the checkpoints")
     expect_one_line_error([sample, "--checkpoint", os.path.join(work, "none.h5"), "--out", os.path.join(work, "x")],
                           ["none.h5", "no such file"], "missing checkpoint for sampling")
+    expect_one_line_error([sample, "--run-dir", run, "--num", "1", "--steps", "10", "--out", os.path.join(work, "x")],
+                          ["--steps", "ancestral"], "--steps with the ancestral sampler")
+    expect_one_line_error([sample, "--run-dir", run, "--num", "1", "--sampler", "ddim", "--steps", "2", "--out", bad],
+                          [bad, "not a directory"], "--out naming a file")
+    check(open(bad).read() == "train:\n  learning_rate: 0.1\n", "--out naming a file changed the file")
     print("all train/sample end-to-end checks passed")
 
 
