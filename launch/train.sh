@@ -3,7 +3,7 @@
 # cluster, and exits with its status (docs/operations.md):
 #   0 done, 1 failure, 2 bad input, 75 stopped by a signal after a checkpoint (requeue).
 #
-#   launch/train.sh [-n RANKS] [--hostfile FILE] [--] DDPM_TRAIN_ARGS...
+#   launch/train.sh [-n RANKS] [--hostfile FILE] [--retries N] [--] DDPM_TRAIN_ARGS...
 #
 #   launch/train.sh -n 8 -- --config configs/cifar10.yaml --run-dir runs/cifar10
 #   launch/train.sh -n 64 --hostfile hosts -- --config configs/celebahq256.yaml --run-dir runs/celebahq
@@ -13,6 +13,11 @@
 # every rank as SIGUSR1: the ranks agree to stop at the next step, rank 0 checkpoints
 # and the script exits 75. (mpirun itself would turn SIGTERM into a kill after 1 s.)
 #
+# --retries N (or DDPM_RETRIES): when the job fails (a rank killed or crashed, a
+# watchdog abort; any status but 0, 2 and 75) and no stop was asked for, start it again
+# up to N times, DDPM_RETRY_DELAY seconds (default 10) later; each start resumes from
+# the newest complete checkpoint, so a crash costs at most the steps since it.
+#
 # Environment:
 #   DDPM_TRAIN        the ddpm_train binary (default: build/src/apps/ddpm_train, else PATH)
 #   DDPM_LAUNCHER     auto (default: srun inside Slurm, else mpirun) | srun | mpirun
@@ -21,23 +26,33 @@
 #   OMP_NUM_THREADS   CPU threads per rank (CPU backend); passed to every rank
 set -euo pipefail
 
-usage() {
-  sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
-  exit 2
+usage() {  # usage [STATUS]: 0 for --help (on stdout), 2 for a bad command line
+  if [ "${1:-2}" = 0 ]; then
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//'
+  else
+    sed -n '2,/^set -euo/p' "$0" | sed '$d; s/^# \{0,1\}//' >&2
+  fi
+  exit "${1:-2}"
 }
 
 ranks=""
+retries="${DDPM_RETRIES:-0}"
 mpirun_hosts=()
 while [ $# -gt 0 ]; do
   case "$1" in
     -n|--ranks) [ $# -ge 2 ] || usage; ranks="$2"; shift 2 ;;
     --hostfile) [ $# -ge 2 ] || usage; mpirun_hosts=(--hostfile "$2"); shift 2 ;;
-    -h|--help) usage ;;
+    --retries) [ $# -ge 2 ] || usage; retries="$2"; shift 2 ;;
+    -h|--help) usage 0 ;;
     --) shift; break ;;
     *) break ;;
   esac
 done
 [ $# -gt 0 ] || usage
+case "$retries" in
+  ''|*[!0-9]*) echo "train.sh: error: --retries must be a count, not '$retries'" >&2; exit 2 ;;
+esac
+retry_delay="${DDPM_RETRY_DELAY:-10}"
 
 here="$(cd "$(dirname "$0")/.." && pwd)"
 train="${DDPM_TRAIN:-}"
@@ -82,18 +97,32 @@ esac
 
 # The launcher runs in the background so that this shell can pass stop signals on.
 child=""
+stop_asked=0
 # shellcheck disable=SC2317  # called by the trap
 forward_stop() {
+  stop_asked=1
   if [ -n "$child" ]; then kill -USR1 "$child" 2>/dev/null || true; fi
 }
 trap forward_stop TERM INT USR1
-echo "train.sh: ${cmd[*]}" >&2
-"${cmd[@]}" &
-child=$!
+attempt=0
 while true; do
-  status=0
-  wait "$child" || status=$?
-  # A trapped signal interrupts wait (status > 128) while the launcher runs on.
-  kill -0 "$child" 2>/dev/null || break
+  echo "train.sh: ${cmd[*]}" >&2
+  "${cmd[@]}" &
+  child=$!
+  while true; do
+    status=0
+    wait "$child" || status=$?
+    # A trapped signal interrupts wait (status > 128) while the launcher runs on.
+    kill -0 "$child" 2>/dev/null || break
+  done
+  child=""
+  case "$status" in 0|2|75) break ;; esac
+  if [ "$stop_asked" = 1 ] || [ "$attempt" -ge "$retries" ]; then break; fi
+  attempt=$((attempt + 1))
+  echo "train.sh: ddpm_train failed with status $status; starting again in ${retry_delay} s from the newest" \
+       "checkpoint (retry $attempt of $retries)" >&2
+  sleep "$retry_delay" &
+  wait $! || true
+  if [ "$stop_asked" = 1 ]; then break; fi
 done
 exit "$status"

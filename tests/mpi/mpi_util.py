@@ -135,11 +135,14 @@ class Job:
     """ddpm_train under mpirun in the background, in a session of its own so that
     whatever is left of it can be killed at the end."""
 
-    def __init__(self, args, ranks, data, run_dir, overrides, env=None, wrapper=None):
+    def __init__(self, args, ranks, data, run_dir, overrides, env=None, wrapper=None, launcher=None):
+        """launcher: a command that starts the job instead of mpirun (launch/train.sh),
+        given the ddpm_train arguments after it."""
         command = train_args(args, data, run_dir, overrides)
         self.ranks = ranks
         self.binary = os.path.realpath(args.ddpm_train)
-        self.proc = subprocess.Popen(mpirun_cmd(args, ranks, (wrapper or []) + command, env),
+        full = launcher + command[1:] if launcher else mpirun_cmd(args, ranks, (wrapper or []) + command, env)
+        self.proc = subprocess.Popen(full,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                      env=child_env(env), start_new_session=True)
         self.started = time.time()

@@ -2,7 +2,10 @@
 other step, then a restart, several times over. After every kill `latest` names a
 complete checkpoint, every restart resumes from the last complete checkpoint, and the
 final weights, EMA and Adam moments are bitwise those of an uninterrupted run (same
-ranks, so the same reduction order)."""
+ranks, so the same reduction order).
+
+Then the same through `launch/train.sh --retries`: a rank killed mid-run, and the
+script starts the job again by itself and finishes it, bitwise as above."""
 import os
 import random
 import signal
@@ -77,6 +80,29 @@ def body(args):
     u.assert_bitwise_equal(u.checkpoint_path(run_dir, STEPS), u.checkpoint_path(reference, STEPS),
                            "killed and resumed vs uninterrupted")
     print(f"ok   {KILLS} kills, restarts at {resumed}: final checkpoint bitwise equal to the uninterrupted run")
+
+    # launch/train.sh --retries restarts a failed job itself.
+    run_dir = os.path.join(args.workdir, "retries")
+    script = os.path.join(u.SOURCE_DIR, "launch", "train.sh")
+    env = {"DDPM_TRAIN": args.ddpm_train, "DDPM_MPIRUN_ARGS": "--oversubscribe --allow-run-as-root",
+           "DDPM_RETRY_DELAY": "0"}
+    job = u.Job(args, RANKS, data, run_dir, CONFIG, env=env, launcher=[script, "-n", str(RANKS), "--retries", "2", "--"])
+    try:
+        pids = job.rank_pids()
+        u.wait_for_step(run_dir, rng.randint(5, 15), job.proc)
+        victim = rng.randrange(RANKS)
+        os.kill(pids[victim], signal.SIGKILL)
+        status, _, err = job.wait(timeout=240)
+    finally:
+        job.kill()
+    u.check(status == 0, f"train.sh --retries: status {status}:\n{err}")
+    u.check("(retry 1 of 2)" in err, f"train.sh did not say it restarts:\n{err}")
+    resumed = u.resumed_steps(u.read_log(run_dir))
+    u.check(len(resumed) == 2, f"train.sh --retries: starts at {resumed}, expected two")
+    u.assert_bitwise_equal(u.checkpoint_path(run_dir, STEPS), u.checkpoint_path(reference, STEPS),
+                           "train.sh --retries vs uninterrupted")
+    print(f"ok   launch/train.sh --retries 2: rank {victim} killed, the script started again at step {resumed[-1]} "
+          "and finished bitwise equal to the uninterrupted run")
 
 
 if __name__ == "__main__":
