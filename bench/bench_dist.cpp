@@ -36,12 +36,6 @@
 namespace ddpm {
 namespace {
 
-double median(std::vector<double> v) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
-}
-
 // (offset, fraction of backward elapsed when every gradient from offset on was final).
 using Readiness = std::vector<std::pair<int64_t, double>>;
 

@@ -40,7 +40,7 @@ void write_dataset(const std::string& dir, const Case& c) {
       const u32x4 r = philox4x32_10(philox_counter(Purpose::kTest, 0, 0, static_cast<uint32_t>(i),
                                                    static_cast<uint32_t>(k / 16)),
                                     philox_key(42));
-      std::memcpy(px.data() + k, r.data(), std::min<size_t>(16, px.size() - k));
+      std::memcpy(px.data() + k, r.w, std::min<size_t>(16, px.size() - k));
     }
     writer.add(i, px.data(), data::crc32_of(px.data(), px.size()), -1);
   }

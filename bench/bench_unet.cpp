@@ -18,11 +18,6 @@
 namespace ddpm {
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 int run(int argc, char** argv) {
   Cli cli("bench_unet", "--config FILE --batch B [options]",
           "Times training steps and forward passes of the model in FILE on synthetic data (CPU backend).");

@@ -84,50 +84,45 @@ int run_import(const Cli& cli, data::ImageSource& source) {
   return kExitOk;
 }
 
-int cmd_cifar10(int argc, char** argv) {
-  Cli cli("ddpm_prepare cifar10", "--src PATH --split train|test --out DIR [options]",
-          "Imports the CIFAR-10 binary version: cifar-10-binary.tar.gz as downloaded, or the extracted "
-          "cifar-10-batches-bin folder. Labels are kept.");
-  cli.option("src", "PATH", "the tarball or the extracted folder");
-  cli.option("split", "train|test", "train: data_batch_1..5 (50000 images); test: test_batch (10000)", "train");
-  add_output_options(cli);
-  parse(cli, argc, argv);
-  const data::Split split = data::parse_split(cli.get("split"));
-  auto source = data::open_cifar10(cli.require("src"), split);
-  return run_import(cli, *source);
-}
+// One importer: its command line and how it opens its source (split is ignored by
+// the sources that have none).
+struct Importer {
+  const char* name;
+  const char* usage;
+  const char* description;
+  const char* src_help;
+  const char* split_help;  // nullptr: no --split
+  std::unique_ptr<data::ImageSource> (*open)(const std::string& src, data::Split split);
+};
 
-int cmd_folder(int argc, char** argv) {
-  Cli cli("ddpm_prepare folder", "--src DIR --out DIR [options]",
-          "Imports every PNG and JPEG file under DIR (recursively, in path order). The dataset is grey when "
-          "every image is grey (unless --rgb), else RGB.");
-  cli.option("src", "DIR", "the folder of images");
-  add_output_options(cli);
-  parse(cli, argc, argv);
-  auto source = data::open_folder(cli.require("src"));
-  return run_import(cli, *source);
-}
+const Importer kImporters[] = {
+    {"cifar10", "--src PATH --split train|test --out DIR [options]",
+     "Imports the CIFAR-10 binary version: cifar-10-binary.tar.gz as downloaded, or the extracted "
+     "cifar-10-batches-bin folder. Labels are kept.",
+     "the tarball or the extracted folder", "train: data_batch_1..5 (50000 images); test: test_batch (10000)",
+     data::open_cifar10},
+    {"folder", "--src DIR --out DIR [options]",
+     "Imports every PNG and JPEG file under DIR (recursively, in path order). The dataset is grey when "
+     "every image is grey (unless --rgb), else RGB.",
+     "the folder of images", nullptr, [](const std::string& src, data::Split) { return data::open_folder(src); }},
+    {"lsun", "--src PATH --out DIR [options]",
+     "Imports an LSUN LMDB export (e.g. church_outdoor_train_lmdb): WebP or JPEG values, in key order, RGB.",
+     "the LMDB directory (with data.mdb) or the data.mdb file", nullptr,
+     [](const std::string& src, data::Split) { return data::open_lsun(src); }},
+    {"mnist", "--src DIR --split train|test --out DIR [options]",
+     "Imports MNIST from its IDX files in DIR ({train,t10k}-images-idx3-ubyte and -labels-idx1-ubyte, "
+     "gzipped or not). Grey: 1 channel, or 3 with --rgb.",
+     "the folder with the IDX files", "train (60000 images) or test (t10k, 10000)", data::open_mnist},
+};
 
-int cmd_lsun(int argc, char** argv) {
-  Cli cli("ddpm_prepare lsun", "--src PATH --out DIR [options]",
-          "Imports an LSUN LMDB export (e.g. church_outdoor_train_lmdb): WebP or JPEG values, in key order, RGB.");
-  cli.option("src", "PATH", "the LMDB directory (with data.mdb) or the data.mdb file");
+int cmd_import(const Importer& im, int argc, char** argv) {
+  Cli cli(std::string("ddpm_prepare ") + im.name, im.usage, im.description);
+  cli.option("src", "PATH", im.src_help);
+  if (im.split_help) cli.option("split", "train|test", im.split_help, "train");
   add_output_options(cli);
   parse(cli, argc, argv);
-  auto source = data::open_lsun(cli.require("src"));
-  return run_import(cli, *source);
-}
-
-int cmd_mnist(int argc, char** argv) {
-  Cli cli("ddpm_prepare mnist", "--src DIR --split train|test --out DIR [options]",
-          "Imports MNIST from its IDX files in DIR ({train,t10k}-images-idx3-ubyte and -labels-idx1-ubyte, "
-          "gzipped or not). Grey: 1 channel, or 3 with --rgb.");
-  cli.option("src", "DIR", "the folder with the IDX files");
-  cli.option("split", "train|test", "train (60000 images) or test (t10k, 10000)", "train");
-  add_output_options(cli);
-  parse(cli, argc, argv);
-  const data::Split split = data::parse_split(cli.get("split"));
-  auto source = data::open_mnist(cli.require("src"), split);
+  const data::Split split = im.split_help ? data::parse_split(cli.get("split")) : data::Split::kTrain;
+  const std::unique_ptr<data::ImageSource> source = im.open(cli.require("src"), split);
   return run_import(cli, *source);
 }
 
@@ -163,10 +158,9 @@ int dispatch(int argc, char** argv) {
     return argc < 2 ? kExitBadInput : kExitOk;
   }
   const std::string command = argv[1];
-  if (command == "cifar10") return cmd_cifar10(argc, argv);
-  if (command == "folder") return cmd_folder(argc, argv);
-  if (command == "lsun") return cmd_lsun(argc, argv);
-  if (command == "mnist") return cmd_mnist(argc, argv);
+  for (const Importer& im : kImporters) {
+    if (command == im.name) return cmd_import(im, argc, argv);
+  }
   if (command == "verify") return cmd_verify(argc, argv);
   input_error("unknown command '", command, "' (see ddpm_prepare --help)");
 }

@@ -26,11 +26,6 @@
 namespace ddpm {
 namespace {
 
-double median(std::vector<double> v) {
-  std::sort(v.begin(), v.end());
-  return v.empty() ? 0.0 : v[v.size() / 2];
-}
-
 struct Model {
   UNet net;
   int64_t P;

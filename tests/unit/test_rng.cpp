@@ -53,8 +53,8 @@ BOOST_AUTO_TEST_CASE(counter_layout_separates_purposes) {
   BOOST_TEST(key[0] == 0x89abcdefu);
   BOOST_TEST(key[1] == 0x01234567u);
   // Same (index, step, block), different purpose: different streams.
-  BOOST_TEST(philox4x32_10(philox_counter(Purpose::kInit, 0, 0, 1, 0), key) !=
-             philox4x32_10(philox_counter(Purpose::kTest, 0, 0, 1, 0), key));
+  BOOST_TEST((philox4x32_10(philox_counter(Purpose::kInit, 0, 0, 1, 0), key) !=
+              philox4x32_10(philox_counter(Purpose::kTest, 0, 0, 1, 0), key)));
 }
 
 BOOST_AUTO_TEST_CASE(uniform_conversions_hit_their_ranges_exactly) {

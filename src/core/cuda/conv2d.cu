@@ -29,14 +29,10 @@ __global__ void pack_input_kernel(T* dst, const float* src, int N, int H, int W,
                                   int left) {
   const int64_t total = static_cast<int64_t>(N) * Hp * Wp * C;
   DDPM_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i % C);
-    int64_t r = i / C;
-    const int x = static_cast<int>(r % Wp) - left;
-    r /= Wp;
-    const int y = static_cast<int>(r % Hp) - top;
-    const int64_t n = r / Hp;
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, Hp, Wp, C);
+    const int y = at.y - top, x = at.x - left;
     const bool inside = y >= 0 && y < H && x >= 0 && x < W;
-    dst[i] = cuda::from_float<T>(inside ? src[((n * H + y) * W + x) * C + c] : 0.0f);
+    dst[i] = cuda::from_float<T>(inside ? src[((at.n * H + y) * W + x) * C + at.c] : 0.0f);
   }
 }
 
@@ -47,15 +43,10 @@ __global__ void widen_add_kernel(float* dst, bool accumulate, const T* src, cons
                                  int C, int Hs, int Ws, int top, int left) {
   const int64_t total = static_cast<int64_t>(N) * H * W * C;
   DDPM_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i % C);
-    int64_t r = i / C;
-    const int x = static_cast<int>(r % W);
-    r /= W;
-    const int y = static_cast<int>(r % H);
-    const int64_t n = r / H;
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, H, W, C);
     float v = accumulate ? dst[i] : 0.0f;
-    if (src) v += cuda::to_float<T>(src[((n * Hs + y + top) * Ws + x + left) * C + c]);
-    if (bias) v += bias[c];
+    if (src) v += cuda::to_float<T>(src[((at.n * Hs + at.y + top) * Ws + at.x + left) * C + at.c]);
+    if (bias) v += bias[at.c];
     dst[i] = v;
   }
 }
@@ -65,13 +56,8 @@ template <typename T>
 __global__ void oihw_to_krsc_kernel(T* dst, const float* w, int O, int C, int K) {
   const int64_t total = static_cast<int64_t>(O) * C * K * K;
   DDPM_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i % C);
-    int64_t r = i / C;
-    const int kx = static_cast<int>(r % K);
-    r /= K;
-    const int ky = static_cast<int>(r % K);
-    const int64_t o = r / K;
-    dst[i] = cuda::from_float<T>(w[((o * C + c) * K + ky) * K + kx]);
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, K, K, C);  // [O, K, K, C]: n = o, y = ky, x = kx
+    dst[i] = cuda::from_float<T>(w[((at.n * C + at.c) * K + at.y) * K + at.x]);
   }
 }
 

@@ -74,17 +74,16 @@ const T* upload_coefs(CudaOps& ops, const std::vector<T>& coefs) {
 
 // --- kernels -----------------------------------------------------------------------------
 
-__global__ void fill_normal_kernel(float* out, int N, int64_t per_example, uint32_t k0, uint32_t k1, uint32_t purpose,
+__global__ void fill_normal_kernel(float* out, int N, int64_t per_example, u32x2 key, Purpose purpose,
                                    uint32_t sub_id, uint32_t step, uint32_t first_index) {
   const int64_t blocks = (per_example + 3) / 4;
   DDPM_GRID_STRIDE(i, N * blocks) {
     const int64_t n = i / blocks, blk = i % blocks;
-    const cuda::Philox4 r = cuda::philox4x32_10(
-        cuda::philox_counter(purpose, sub_id, step, first_index + static_cast<uint32_t>(n), static_cast<uint32_t>(blk)),
-        k0, k1);
+    const u32x4 r = philox4x32_10(
+        philox_counter(purpose, sub_id, step, first_index + static_cast<uint32_t>(n), static_cast<uint32_t>(blk)), key);
     float z[4];
-    cuda::box_muller(r.v[0], r.v[1], &z[0], &z[1]);
-    cuda::box_muller(r.v[2], r.v[3], &z[2], &z[3]);
+    box_muller(r[0], r[1], &z[0], &z[1]);
+    box_muller(r[2], r[3], &z[2], &z[3]);
     float* o = out + n * per_example + blk * 4;
     for (int j = 0; j < 4 && blk * 4 + j < per_example; ++j) o[j] = z[j];
   }
@@ -182,8 +181,7 @@ void CudaOps::fill_normal(float* out, int N, int64_t per_example, uint64_t seed,
   const u32x2 k = philox_key(seed);
   const int64_t blocks = N * ((per_example + 3) / 4);
   if (blocks == 0) return;
-  fill_normal_kernel<<<grid_for(blocks), kThreads, 0, stream_>>>(out, N, per_example, k[0], k[1],
-                                                                 static_cast<uint32_t>(purpose), sub_id, step,
+  fill_normal_kernel<<<grid_for(blocks), kThreads, 0, stream_>>>(out, N, per_example, k, purpose, sub_id, step,
                                                                  first_index);
   DDPM_CHECK_LAUNCH();
 }

@@ -19,17 +19,16 @@ __global__ void swish_backward_kernel(float* din, const float* dout, const float
 
 // One thread per group of four elements: one Philox block gives their four draws,
 // keyed exactly as CpuOps::dropout_apply.
-__global__ void dropout_kernel(float* x, float p, float keep_scale, uint32_t k0, uint32_t k1, uint32_t layer,
+__global__ void dropout_kernel(float* x, float p, float keep_scale, u32x2 key, uint32_t layer,
                                uint32_t step, uint32_t example_base, int N, int64_t per_example) {
   const int64_t blocks = (per_example + 3) / 4;
   DDPM_GRID_STRIDE(i, N * blocks) {
     const int64_t n = i / blocks, blk = i % blocks;
-    const cuda::Philox4 r = cuda::philox4x32_10(
-        cuda::philox_counter(static_cast<uint32_t>(Purpose::kDropout), layer, step,
-                             example_base + static_cast<uint32_t>(n), static_cast<uint32_t>(blk)),
-        k0, k1);
+    const u32x4 r = philox4x32_10(
+        philox_counter(Purpose::kDropout, layer, step, example_base + static_cast<uint32_t>(n), static_cast<uint32_t>(blk)),
+        key);
     float* v = x + n * per_example + blk * 4;
-    for (int j = 0; j < 4 && blk * 4 + j < per_example; ++j) v[j] *= cuda::uniform01(r.v[j]) >= p ? keep_scale : 0.0f;
+    for (int j = 0; j < 4 && blk * 4 + j < per_example; ++j) v[j] *= uniform01(r[j]) >= p ? keep_scale : 0.0f;
   }
 }
 
@@ -53,13 +52,8 @@ __global__ void store_totals_kernel(float* out, const double2* total, int64_t n)
 // out [N, 2H, 2W, C] from in [N, H, W, C]
 __global__ void upsample_kernel(float* out, const float* in, int H, int W, int C, int64_t total) {
   DDPM_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i % C);
-    int64_t r = i / C;
-    const int x = static_cast<int>(r % (2 * W));
-    r /= 2 * W;
-    const int y = static_cast<int>(r % (2 * H));
-    const int64_t n = r / (2 * H);
-    out[i] = in[((n * H + y / 2) * W + x / 2) * C + c];
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, 2 * H, 2 * W, C);
+    out[i] = in[((at.n * H + at.y / 2) * W + at.x / 2) * C + at.c];
   }
 }
 
@@ -67,14 +61,9 @@ __global__ void upsample_kernel(float* out, const float* in, int H, int W, int C
 // src [N, 2Ho, 2Wo, C]: (a0 + a1) + (b0 + b1) in the CPU's order, times `scale`.
 __global__ void sum_2x2_kernel(float* out, const float* src, int Ho, int Wo, int C, float scale, int64_t total) {
   DDPM_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i % C);
-    int64_t r = i / C;
-    const int x = static_cast<int>(r % Wo);
-    r /= Wo;
-    const int y = static_cast<int>(r % Ho);
-    const int64_t n = r / Ho;
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, Ho, Wo, C);
     const int64_t row = static_cast<int64_t>(2 * Wo) * C;
-    const float* a = src + ((n * 2 * Ho + 2 * y) * 2 * Wo + 2 * x) * C + c;
+    const float* a = src + ((at.n * 2 * Ho + 2 * at.y) * 2 * Wo + 2 * at.x) * C + at.c;
     const float* b = a + row;
     out[i] = ((a[0] + a[C]) + (b[0] + b[C])) * scale;
   }
@@ -84,13 +73,8 @@ __global__ void sum_2x2_kernel(float* out, const float* src, int Ho, int Wo, int
 __global__ void avgpool_backward_kernel(float* din, bool accumulate, const float* dout, int H, int W, int C,
                                         int64_t total) {
   DDPM_GRID_STRIDE(i, total) {
-    const int c = static_cast<int>(i % C);
-    int64_t r = i / C;
-    const int x = static_cast<int>(r % W);
-    r /= W;
-    const int y = static_cast<int>(r % H);
-    const int64_t n = r / H;
-    const float g = 0.25f * dout[((n * (H / 2) + y / 2) * (W / 2) + x / 2) * C + c];
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, H, W, C);
+    const float g = 0.25f * dout[((at.n * (H / 2) + at.y / 2) * (W / 2) + at.x / 2) * C + at.c];
     din[i] = accumulate ? din[i] + g : g;
   }
 }
@@ -112,7 +96,7 @@ void CudaOps::dropout_apply(float* x, float p, const DropoutKey& key, int N, int
   const float keep_scale = 1.0f / (1.0f - p);  // the CPU's float expression
   const u32x2 k = philox_key(key.seed);
   const int64_t blocks = N * ((per_example + 3) / 4);
-  dropout_kernel<<<grid_for(blocks), kThreads, 0, stream_>>>(x, p, keep_scale, k[0], k[1], key.layer, key.step,
+  dropout_kernel<<<grid_for(blocks), kThreads, 0, stream_>>>(x, p, keep_scale, k, key.layer, key.step,
                                                              key.example_base, N, per_example);
   DDPM_CHECK_LAUNCH();
 }

@@ -1,6 +1,7 @@
-// Device-side helpers shared by the CUDA layer files: launch shapes, the Philox
-// generator of core/rng.h, and the deterministic per-channel reduction that GroupNorm,
-// the bias gradients and sum_over_hw are built on.
+// Device-side helpers shared by the CUDA layer files: launch shapes, element index
+// decomposition, and the deterministic per-channel reduction that GroupNorm, the bias
+// gradients and sum_over_hw are built on. Random numbers come from core/rng.h itself
+// (host and device).
 #pragma once
 
 #include <cuda_bf16.h>
@@ -10,6 +11,7 @@
 #include <cstdint>
 
 #include "core/cuda/cuda_ops.h"
+#include "core/rng.h"
 
 namespace ddpm {
 namespace cuda {
@@ -25,6 +27,22 @@ inline int grid_for(int64_t n, int threads = kThreads) {
 #define DDPM_GRID_STRIDE(i, n)                                                                   \
   for (int64_t i = static_cast<int64_t>(blockIdx.x) * blockDim.x + threadIdx.x; i < (n);         \
        i += static_cast<int64_t>(gridDim.x) * blockDim.x)
+
+// The coordinates of flat element i of an [N, H, W, C] tensor.
+struct NhwcIndex {
+  int64_t n;
+  int y, x, c;
+};
+__device__ inline NhwcIndex nhwc_index(int64_t i, int H, int W, int C) {
+  NhwcIndex at;
+  at.c = static_cast<int>(i % C);
+  int64_t r = i / C;
+  at.x = static_cast<int>(r % W);
+  r /= W;
+  at.y = static_cast<int>(r % H);
+  at.n = r / H;
+  return at;
+}
 
 // Full-precision sigmoid (expf, not __expf): matches the CPU's to a few ulp.
 __device__ inline float sigmoid(float x) { return 1.0f / (1.0f + expf(-x)); }
@@ -48,47 +66,6 @@ template <>
 __device__ inline float from_float<float>(float v) { return v; }
 template <>
 __device__ inline __nv_bfloat16 from_float<__nv_bfloat16>(float v) { return __float2bfloat16_rn(v); }
-
-// --- Philox4x32-10, bit for bit as core/rng.h ------------------------------------------
-
-struct Philox4 {
-  uint32_t v[4];
-};
-
-__host__ __device__ inline Philox4 philox4x32_10(Philox4 ctr, uint32_t k0, uint32_t k1) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
-  for (int round = 0; round < 10; ++round) {
-    const uint64_t p0 = static_cast<uint64_t>(kM0) * ctr.v[0];
-    const uint64_t p1 = static_cast<uint64_t>(kM1) * ctr.v[2];
-    const uint32_t hi0 = static_cast<uint32_t>(p0 >> 32), lo0 = static_cast<uint32_t>(p0);
-    const uint32_t hi1 = static_cast<uint32_t>(p1 >> 32), lo1 = static_cast<uint32_t>(p1);
-    ctr = Philox4{{hi1 ^ ctr.v[1] ^ k0, lo1, hi0 ^ ctr.v[3] ^ k1, lo0}};
-    k0 += kW0;
-    k1 += kW1;
-  }
-  return ctr;
-}
-
-// core/rng.h's philox_counter: {block, index, step, purpose << 24 | sub_id}.
-__host__ __device__ inline Philox4 philox_counter(uint32_t purpose, uint32_t sub_id, uint32_t step, uint32_t index,
-                                                  uint32_t block) {
-  return Philox4{{block, index, step, (purpose << 24) | (sub_id & 0xFFFFFFu)}};
-}
-
-__device__ inline float uniform01(uint32_t bits) { return static_cast<float>(bits >> 8) * (1.0f / 16777216.0f); }
-
-// core/rng.h's box_muller, in double on the device too.
-__device__ inline void box_muller(uint32_t a, uint32_t b, float* z0, float* z1) {
-  const double u1 = (static_cast<double>(a >> 8) + 1.0) * (1.0 / 16777216.0);
-  const double u2 = static_cast<double>(b >> 8) * (1.0 / 16777216.0);
-  const double r = sqrt(-2.0 * log(u1));
-  const double th = 6.283185307179586 * u2;
-  double s, c;
-  sincos(th, &s, &c);
-  *z0 = static_cast<float>(r * c);
-  *z1 = static_cast<float>(r * s);
-}
 
 // --- deterministic per-channel sums ---------------------------------------------------
 //
