@@ -27,22 +27,22 @@ void LinearParams::add(ParamLayout& layout, const std::string& name, int in_ch, 
 }
 
 void ConvLayer::add(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, InitKind init) {
-  in = in_ch;
-  out = out_ch;
-  w = layout.add(name + ".weight", {out_ch, in_ch, k, k}, init);
+  geometry.C = in_ch;
+  geometry.O = out_ch;
+  w = layout.add(name + ".weight", {out_ch, in_ch, geometry.K, geometry.K}, init);
   b = layout.add(name + ".bias", {out_ch}, InitKind::kBias);
 }
 
 void ConvLayer::build(Ops& ops, int N, int H, int W) {
-  ConvSpec s;
-  s.N = N, s.H = H, s.W = W, s.C = in, s.O = out, s.K = k, s.stride = stride;
-  s.pad_top = pad_top, s.pad_left = pad_left, s.pad_bottom = pad_bottom, s.pad_right = pad_right;
+  ConvSpec s = geometry;
+  s.N = N, s.H = H, s.W = W;
   if (!op || !(op->spec() == s)) op = ops.make_conv2d(s);
 }
 
 int64_t ConvLayer::macs(int H, int W) const {
-  const int64_t ho = (H + pad_top + pad_bottom - k) / stride + 1, wo = (W + pad_left + pad_right - k) / stride + 1;
-  return ho * wo * out * in * k * k;
+  ConvSpec s = geometry;
+  s.H = H, s.W = W;
+  return static_cast<int64_t>(s.out_h()) * s.out_w() * s.O * s.C * s.K * s.K;
 }
 
 // --- ResBlock --------------------------------------------------------------------------
@@ -205,8 +205,7 @@ int64_t AttnBlock::macs() const {
 Downsample::Downsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, bool with_conv)
     : ch_(ch), H_(H), W_(W), with_conv_(with_conv) {
   if (!with_conv) return;
-  conv_.stride = 2;
-  conv_.pad_top = 0, conv_.pad_left = 0, conv_.pad_bottom = 1, conv_.pad_right = 1;
+  conv_.geometry.as_downsample();
   conv_.add(layout, prefix + ".conv", ch, ch, InitKind::kWeight);
 }
 

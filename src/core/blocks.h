@@ -44,8 +44,7 @@ struct LinearParams {
 
 struct ConvLayer {
   int64_t w = -1, b = -1;
-  int in = 0, out = 0, k = 3, stride = 1;
-  int pad_top = 1, pad_left = 1, pad_bottom = 1, pad_right = 1;
+  ConvSpec geometry;  // kernel, stride and padding; build() fills in the sizes
   std::unique_ptr<Conv2d> op;
   void add(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, InitKind init);
   void build(Ops& ops, int N, int H, int W);  // H, W of the input

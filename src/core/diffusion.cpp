@@ -52,13 +52,6 @@ double cosine_alpha_bar(double s) {
 
 // --- elementwise formulas -------------------------------------------------------------
 
-// How one example turns the model output into x̂_0 and μ_θ (reference p_mean_variance).
-struct ReverseCoefs {
-  double xstart_from_xt = 0, xstart_from_out = 0;  // x̂_0 = a x_t + b out
-  double mean_from_xstart = 0, mean_from_xt = 0;   // μ_θ = coef1 x̂_0 + coef2 x_t (eq. 7)
-  bool mean_is_output = false;                     // xprev: μ_θ = out
-};
-
 struct ReverseElement {
   double xstart;      // x̂_0, clipped when asked
   double mean;        // μ_θ
@@ -311,8 +304,6 @@ void Diffusion::q_posterior(float* mean, double* variance, double* log_variance_
 
 // --- the reverse process ------------------------------------------------------------
 
-namespace {
-// The per-example coefficients of p_mean_variance for timestep t.
 ReverseCoefs reverse_coefs(const DiffusionTables& tb, MeanType type, int t) {
   ReverseCoefs c;
   c.mean_from_xstart = tb.posterior_mean_coef1[t];
@@ -334,6 +325,7 @@ ReverseCoefs reverse_coefs(const DiffusionTables& tb, MeanType type, int t) {
   return c;
 }
 
+namespace {
 std::vector<ReverseCoefs> gather_reverse_coefs(const DiffusionTables& tb, MeanType type, const int* t, int N) {
   std::vector<ReverseCoefs> coefs(N);
   for (int n = 0; n < N; ++n) coefs[n] = reverse_coefs(tb, type, t[n]);

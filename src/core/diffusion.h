@@ -62,6 +62,15 @@ struct DiffusionTables {
   std::vector<double> model_log_variance;
 };
 
+// How one example turns the model output into x̂_0 and μ_θ at timestep t (the
+// reference's p_mean_variance), shared by the CPU formulas and the CUDA kernels.
+struct ReverseCoefs {
+  double xstart_from_xt = 0, xstart_from_out = 0;  // x̂_0 = a x_t + b out
+  double mean_from_xstart = 0, mean_from_xt = 0;   // μ_θ = coef1 x̂_0 + coef2 x_t (eq. 7)
+  bool mean_is_output = false;                     // xprev: μ_θ = out
+};
+ReverseCoefs reverse_coefs(const DiffusionTables& tb, MeanType type, int t);
+
 // The terms of the variational bound of a batch, in bits/dim (calc_bpd_loop).
 struct BpdResult {
   std::vector<double> total_bpd;  // [N] sum over t of L_t plus the prior term L_T

@@ -26,6 +26,12 @@ struct ConvSpec {
   int N = 0, H = 0, W = 0, C = 0;  // input
   int O = 0, K = 3, stride = 1;
   int pad_top = 1, pad_left = 1, pad_bottom = 1, pad_right = 1;
+  // The downsample's geometry: 3x3, stride 2, padded by (0, 1) on each axis (the
+  // reference pads explicitly before a VALID convolution).
+  ConvSpec& as_downsample() {
+    K = 3, stride = 2, pad_top = pad_left = 0, pad_bottom = pad_right = 1;
+    return *this;
+  }
   int out_h() const { return (H + pad_top + pad_bottom - K) / stride + 1; }
   int out_w() const { return (W + pad_left + pad_right - K) / stride + 1; }
   bool operator==(const ConvSpec& o) const {

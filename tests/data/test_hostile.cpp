@@ -124,6 +124,15 @@ LoaderOptions options(const std::string& dir, int prefetch) {
 
 bool contains(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
+// The error opening dir/ds after its shard was rewritten with the mutation `change` sets.
+template <typename Change>
+std::string error_after(const std::string& ds, Change change) {
+  Mutation m;
+  change(m);
+  rewrite_shard(ds, m);
+  return open_error(ds);
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(an_unmodified_rewrite_is_accepted) {
@@ -139,14 +148,8 @@ BOOST_AUTO_TEST_CASE(an_unmodified_rewrite_is_accepted) {
 BOOST_AUTO_TEST_CASE(filters_and_plugins_are_refused) {
   TempDir dir;
   write_synthetic_dataset(dir / "ds", kCount, kShape, 1);
-  Mutation deflate;
-  deflate.deflate = true;
-  rewrite_shard(dir / "ds", deflate);
-  BOOST_TEST(contains(open_error(dir / "ds"), "uses an HDF5 filter"));
-  Mutation plugin;
-  plugin.plugin_filter = true;
-  rewrite_shard(dir / "ds", plugin);
-  const std::string e = open_error(dir / "ds");
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.deflate = true; }), "uses an HDF5 filter"));
+  const std::string e = error_after(dir / "ds", [](Mutation& m) { m.plugin_filter = true; });
   BOOST_TEST(contains(e, "shard-00000-of-00001.h5: "));
   BOOST_TEST(contains(e, "uses an HDF5 filter"));
   unsigned state = 1;
@@ -157,48 +160,31 @@ BOOST_AUTO_TEST_CASE(filters_and_plugins_are_refused) {
 BOOST_AUTO_TEST_CASE(external_links_and_external_storage_are_refused) {
   TempDir dir;
   write_synthetic_dataset(dir / "ds", kCount, kShape, 1);
-  Mutation link;
-  link.external_link = true;
-  rewrite_shard(dir / "ds", link);
-  BOOST_TEST(contains(open_error(dir / "ds"), "'images' is a soft or external link, which is refused"));
-  Mutation external;
-  external.external_storage = true;
-  rewrite_shard(dir / "ds", external);
-  BOOST_TEST(contains(open_error(dir / "ds"), "'images' uses external storage, which is refused"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.external_link = true; }),
+                      "'images' is a soft or external link, which is refused"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.external_storage = true; }),
+                      "'images' uses external storage, which is refused"));
 }
 
 BOOST_AUTO_TEST_CASE(wrong_type_layout_version_and_counts_are_named) {
   TempDir dir;
   write_synthetic_dataset(dir / "ds", kCount, kShape, 1);
-  Mutation as_float;
-  as_float.float_images = true;
-  rewrite_shard(dir / "ds", as_float);
-  BOOST_TEST(contains(open_error(dir / "ds"), "'images' is not uint8"));
-  Mutation contiguous;
-  contiguous.contiguous = true;
-  rewrite_shard(dir / "ds", contiguous);
-  BOOST_TEST(contains(open_error(dir / "ds"), "not stored one image per chunk"));
-  Mutation version;
-  version.version = 2;
-  rewrite_shard(dir / "ds", version);
-  BOOST_TEST(contains(open_error(dir / "ds"), "shard version 2 is not supported"));
-  Mutation huge;
-  huge.count_attr = int64_t{1} << 40;  // refused by comparison, never allocated
-  rewrite_shard(dir / "ds", huge);
-  BOOST_TEST(contains(open_error(dir / "ds"), "attribute count is 1099511627776, the manifest says 6"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.float_images = true; }), "'images' is not uint8"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.contiguous = true; }),
+                      "not stored one image per chunk"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.version = 2; }), "shard version 2 is not supported"));
+  // refused by comparison, never allocated
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.count_attr = int64_t{1} << 40; }),
+                      "attribute count is 1099511627776, the manifest says 6"));
 }
 
 BOOST_AUTO_TEST_CASE(metadata_without_checksums_is_refused) {
   TempDir dir;
   write_synthetic_dataset(dir / "ds", kCount, kShape, 1);
-  Mutation old_format;
-  old_format.old_format = true;
-  rewrite_shard(dir / "ds", old_format);
-  BOOST_TEST(contains(open_error(dir / "ds"), "HDF5 superblock version 0 has no metadata checksums"));
-  Mutation variable;
-  variable.variable_strings = true;
-  rewrite_shard(dir / "ds", variable);
-  BOOST_TEST(contains(open_error(dir / "ds"), "attribute 'format' is not a fixed-length string"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.old_format = true; }),
+                      "HDF5 superblock version 0 has no metadata checksums"));
+  BOOST_TEST(contains(error_after(dir / "ds", [](Mutation& m) { m.variable_strings = true; }),
+                      "attribute 'format' is not a fixed-length string"));
 }
 
 BOOST_AUTO_TEST_CASE(every_flipped_byte_is_an_error_or_harmless) {

@@ -6,20 +6,11 @@
 
 using namespace ddpm;
 using namespace ddpm::gputest;
+using test::conv3x3;
+using test::downsample;
 
 namespace {
 
-ConvSpec conv3x3(int N, int HW, int C, int O) {
-  ConvSpec s;
-  s.N = N, s.H = s.W = HW, s.C = C, s.O = O;
-  return s;
-}
-
-ConvSpec downsample(int N, int HW, int C) {
-  ConvSpec s = conv3x3(N, HW, C, C);
-  s.stride = 2, s.pad_top = s.pad_left = 0, s.pad_bottom = s.pad_right = 1;
-  return s;
-}
 
 const ConvSpec kConvShapes[] = {
     conv3x3(2, 32, 3, 128),    // cifar10 conv_in

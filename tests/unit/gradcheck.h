@@ -17,9 +17,18 @@
 #include <string>
 #include <vector>
 
+#include "core/ops.h"
 #include "core/rng.h"
 
 namespace ddpm::test {
+
+// The model's convolution shapes: 3x3 stride 1 pad 1 on HW x HW, and the downsample.
+inline ConvSpec conv3x3(int N, int HW, int C, int O) {
+  ConvSpec s;
+  s.N = N, s.H = s.W = HW, s.C = C, s.O = O;
+  return s;
+}
+inline ConvSpec downsample(int N, int HW, int C) { return conv3x3(N, HW, C, C).as_downsample(); }
 
 // Deterministic test data in [-scale, scale).
 inline std::vector<float> random_vector(int64_t n, uint32_t stream, float scale = 1.0f) {

@@ -13,6 +13,8 @@
 
 using namespace ddpm;
 using test::random_vector;
+using test::conv3x3;
+using test::downsample;
 
 namespace {
 
@@ -52,17 +54,6 @@ std::vector<double> conv_reference(const ConvSpec& s, const std::vector<float>& 
   return out;
 }
 
-ConvSpec conv3x3(int N, int HW, int C, int O) {
-  ConvSpec s;
-  s.N = N, s.H = s.W = HW, s.C = C, s.O = O;
-  return s;
-}
-
-ConvSpec downsample(int N, int HW, int C) {
-  ConvSpec s = conv3x3(N, HW, C, C);
-  s.stride = 2, s.pad_top = s.pad_left = 0, s.pad_bottom = s.pad_right = 1;
-  return s;
-}
 
 }  // namespace
 

@@ -25,41 +25,12 @@ void check_timesteps(const Diffusion& d, const int* t, int N) {
   }
 }
 
-// diffusion.cpp's ReverseCoefs: x̂_0 = a x_t + b out, μ_θ = coef1 x̂_0 + coef2 x_t (or out).
-struct Reverse {
-  double xstart_from_xt = 0, xstart_from_out = 0;
-  double mean_from_xstart = 0, mean_from_xt = 0;
-  int mean_is_output = 0;
-};
-
-Reverse reverse_coefs(const Diffusion& d, int t) {
-  const DiffusionTables& tb = d.tables();
-  Reverse c;
-  c.mean_from_xstart = tb.posterior_mean_coef1[t];
-  c.mean_from_xt = tb.posterior_mean_coef2[t];
-  switch (d.mean_type()) {
-    case MeanType::kEps:
-      c.xstart_from_xt = tb.sqrt_recip_alphas_cumprod[t];
-      c.xstart_from_out = -tb.sqrt_recipm1_alphas_cumprod[t];
-      break;
-    case MeanType::kXstart:
-      c.xstart_from_out = 1.0;
-      break;
-    case MeanType::kXprev:
-      c.xstart_from_out = 1.0 / tb.posterior_mean_coef1[t];
-      c.xstart_from_xt = -tb.posterior_mean_coef2[t] / tb.posterior_mean_coef1[t];
-      c.mean_is_output = 1;
-      break;
-  }
-  return c;
-}
-
 __device__ inline double mul_add(double a, double x, double b, double y) {  // a x + b y, no contraction
   return __dadd_rn(__dmul_rn(a, x), __dmul_rn(b, y));
 }
 
 // diffusion.cpp's reverse_element: x̂_0 (clipped to [-1, 1]) and μ_θ.
-__device__ inline void reverse_element(const Reverse& c, double out, double x_t, double* xstart, double* mean) {
+__device__ inline void reverse_element(const ReverseCoefs& c, double out, double x_t, double* xstart, double* mean) {
   double xs = mul_add(c.xstart_from_xt, x_t, c.xstart_from_out, out);
   if (xs < -1.0 || xs > 1.0) xs = xs < -1.0 ? -1.0 : 1.0;
   *xstart = xs;
@@ -141,7 +112,7 @@ __global__ void mse_kernel(double* partial, float* grad, const float* out, const
 }
 
 struct PSampleCoefs {
-  Reverse reverse;
+  ReverseCoefs reverse;
   double sigma;  // σ_t, 0 at t = 0
 };
 
@@ -157,7 +128,7 @@ __global__ void p_sample_kernel(float* x_prev, float* pred_xstart, const float* 
 }
 
 struct DdimCoefs {
-  Reverse reverse;
+  ReverseCoefs reverse;
   double sqrt_recip, sqrt_recipm1, from_xstart, from_eps, sigma;
 };
 
@@ -240,7 +211,7 @@ void CudaOps::p_sample(const Diffusion& d, float* x_prev, float* pred_xstart, co
   check_timesteps(d, t, N);
   std::vector<PSampleCoefs> c(N);
   for (int n = 0; n < N; ++n) {
-    c[n].reverse = reverse_coefs(d, t[n]);
+    c[n].reverse = reverse_coefs(d.tables(), d.mean_type(), t[n]);
     c[n].sigma = t[n] == 0 ? 0.0 : std::exp(0.5 * d.tables().model_log_variance[t[n]]);
   }
   const int64_t total = N * per_example;
@@ -262,7 +233,7 @@ void CudaOps::ddim_sample(const Diffusion& d, float* x_prev, float* pred_xstart,
     const double ab = tb.alphas_cumprod[t[n]];
     const double ab_prev = t_prev[n] >= 0 ? tb.alphas_cumprod[t_prev[n]] : 1.0;
     const double sigma = eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);
-    c[n].reverse = reverse_coefs(d, t[n]);
+    c[n].reverse = reverse_coefs(d.tables(), d.mean_type(), t[n]);
     c[n].sqrt_recip = tb.sqrt_recip_alphas_cumprod[t[n]];
     c[n].sqrt_recipm1 = tb.sqrt_recipm1_alphas_cumprod[t[n]];
     c[n].from_xstart = std::sqrt(ab_prev);
