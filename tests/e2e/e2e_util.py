@@ -1,6 +1,8 @@
 """Shared pieces of the end-to-end tests: running a command, the one-line error policy
 (exit status 2, exactly one line on stderr), the small reference model and its inputs."""
+import argparse
 import os
+import shutil
 import subprocess
 import sys
 
@@ -88,6 +90,19 @@ def write_eps_input(path, model, n, seed):
 def relative_error(got, ref):
     got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+def eval_test_args():
+    """--ddpm-eval and --workdir as CMake passes them; the workdir comes back absolute
+    and empty."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--ddpm-eval", required=True)
+    parser.add_argument("--workdir", required=True)
+    args = parser.parse_args()
+    args.workdir = os.path.abspath(args.workdir)
+    shutil.rmtree(args.workdir, ignore_errors=True)
+    os.makedirs(args.workdir)
+    return args
 
 
 def main_wrapper(body):

@@ -5,9 +5,7 @@ converter must be refused with exit status 2 and one line, leaving the output al
 
 usage: test_convert_eps.py --ddpm-eval PATH --workdir DIR
 """
-import argparse
 import os
-import shutil
 import sys
 
 import h5py
@@ -120,13 +118,8 @@ def check_refusals(work, net, model, config):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--ddpm-eval", required=True)
-    parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
-    work = os.path.abspath(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    args = u.eval_test_args()
+    work = args.workdir
     torch.set_num_threads(1)
 
     model = dict(u.SMALL_MODEL)

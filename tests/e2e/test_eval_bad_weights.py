@@ -6,7 +6,6 @@ to its one defect.
 
 usage: test_eval_bad_weights.py --ddpm-eval PATH --workdir DIR
 """
-import argparse
 import os
 import shutil
 
@@ -46,13 +45,8 @@ def replace(f, name, data):
 
 
 def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--ddpm-eval", required=True)
-    parser.add_argument("--workdir", required=True)
-    args = parser.parse_args()
-    work = os.path.abspath(args.workdir)
-    shutil.rmtree(work, ignore_errors=True)
-    os.makedirs(work)
+    args = u.eval_test_args()
+    work = args.workdir
 
     base = os.path.join(work, "valid.h5")
     write_valid_weights(base)

@@ -131,6 +131,14 @@ def error_lines(stderr):
     return [line for line in stderr.splitlines() if line.startswith("ddpm_train: ")]
 
 
+def expect_bad_input(r, must_contain, label):
+    """Bad input: exit status 2 and exactly one error line, containing must_contain; returns it."""
+    lines = error_lines(r.stderr)
+    check(r.returncode == EXIT_BAD_INPUT and len(lines) == 1 and must_contain in lines[0],
+          f"{label}: status {r.returncode}, stderr:\n{r.stderr}")
+    return lines[0]
+
+
 class Job:
     """ddpm_train under mpirun in the background, in a session of its own so that
     whatever is left of it can be killed at the end."""

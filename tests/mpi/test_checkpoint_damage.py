@@ -118,11 +118,9 @@ def body(args):
         truncate(u.checkpoint_path(run_dir, step))
     before = digests(run_dir)
     r = u.train(args, RANKS, data, run_dir, to8)
-    lines = u.error_lines(r.stderr)
-    u.check(r.returncode == u.EXIT_BAD_INPUT and len(lines) == 1 and "none of the 3 checkpoint(s)" in lines[0],
-            f"all damaged: status {r.returncode}, stderr:\n{r.stderr}")
+    line = u.expect_bad_input(r, "none of the 3 checkpoint(s)", "all damaged")
     u.check(digests(run_dir) == before, "all damaged: the checkpoints directory changed")
-    print(f"ok   all damaged: {lines[0]}")
+    print(f"ok   all damaged: {line}")
 
     # A full disk: ckpt-8 and ckpt-10 cannot be written.
     run_dir = copy_run(base, args, "disk_full")

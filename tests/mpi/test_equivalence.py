@@ -99,10 +99,8 @@ def body(args):
 
     # A global batch the ranks cannot split is bad input: one line, exit 2.
     r = u.train(args, 3, data, os.path.join(args.workdir, "ranks3"), CONFIG)
-    lines = u.error_lines(r.stderr)
-    u.check(r.returncode == u.EXIT_BAD_INPUT and len(lines) == 1 and "not divisible by the 3 ranks" in lines[0],
-            f"3 ranks with batch {GLOBAL_BATCH}: status {r.returncode}, stderr:\n{r.stderr}")
-    print(f"ok   3 ranks: {lines[0]}")
+    line = u.expect_bad_input(r, "not divisible by the 3 ranks", f"3 ranks with batch {GLOBAL_BATCH}")
+    print(f"ok   3 ranks: {line}")
 
 
 if __name__ == "__main__":

@@ -58,10 +58,8 @@ def body(args):
 
     for spec in ("nan_grad:rank=1", "nan_grads:rank=1:iteration=3", "nan_grad:rank=1:iteration=5-2"):
         _, r = run_with_faults(args, data, "bad_spec", spec)
-        lines = u.error_lines(r.stderr)
-        u.check(r.returncode == u.EXIT_BAD_INPUT and len(lines) == 1 and "DDPM_FAULT_INJECT" in lines[0],
-                f"spec {spec!r}: status {r.returncode}:\n{r.stderr}")
-    print(f"ok   malformed fault specs: {lines[0]}")
+        line = u.expect_bad_input(r, "DDPM_FAULT_INJECT", f"spec {spec!r}")
+    print(f"ok   malformed fault specs: {line}")
 
 
 if __name__ == "__main__":
