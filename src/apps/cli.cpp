@@ -51,7 +51,7 @@ void Cli::parse(int argc, char** argv, int first) {
     std::string arg = argv[i];
     if (arg == "--help" || arg == "-h") {
       help_requested_ = true;
-      if (defer_help_) return;
+      if (defer_help_) return;  // parse_on_ranks
       std::cout << help();
       std::exit(0);
     }
@@ -81,6 +81,13 @@ void Cli::parse(int argc, char** argv, int first) {
     if (!it->second.is_repeated && values_.count(name)) input_error("option --", name, " given twice");
     values_[name].push_back(value);
   }
+}
+
+bool Cli::parse_on_ranks(int argc, char** argv, bool print_help) {
+  defer_help_ = true;
+  parse(argc, argv);
+  if (help_requested_ && print_help) std::cout << help();
+  return !help_requested_;
 }
 
 bool Cli::has(const std::string& name) const { return values_.count(name) > 0; }

@@ -20,10 +20,9 @@ class Cli {
   // Parses argv[first..]; prints help and exits 0 on --help (unless deferred, see
   // help_requested()); InputError on bad options.
   void parse(int argc, char** argv, int first = 1);
-  // MPI apps: --help only sets help_requested() so that the caller prints it on one
-  // rank and every rank returns normally.
-  void defer_help() { defer_help_ = true; }
-  bool help_requested() const { return help_requested_; }
+  // MPI apps: like parse, but --help is printed by one rank (print_help) and every
+  // rank gets false back, to return normally instead of exiting under mpirun.
+  bool parse_on_ranks(int argc, char** argv, bool print_help);
 
   bool has(const std::string& name) const;
   std::string get(const std::string& name) const;  // value or default ("" if none)

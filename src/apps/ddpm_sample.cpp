@@ -40,12 +40,7 @@ int run(World& world, int argc, char** argv) {
   cli.option("progressive", "K", "also write progressive.png: x0 predicted every K steps (the paper's Fig. 6)", "0");
   cli.repeated("set", "SECTION.KEY=VALUE", "override the diffusion or device config (e.g. device.kind=cuda)");
   cli.flag("no-png", "skip the per-image PNGs (large runs for FID)");
-  cli.defer_help();
-  cli.parse(argc, argv);
-  if (cli.help_requested()) {
-    if (world.is_root()) std::cout << cli.help();
-    return kExitOk;
-  }
+  if (!cli.parse_on_ranks(argc, argv, world.is_root())) return kExitOk;
   const int64_t num = cli.get_int("num"), batch = cli.get_int("batch");
   const int progressive = static_cast<int>(cli.get_int("progressive"));
   if (num < 1 || num > (int64_t{1} << 31)) input_error("--num must be in [1, 2^31]");

@@ -34,12 +34,7 @@ int main(int argc, char** argv) {
     cli.option("run-dir", "DIR", "run directory: config.yaml, checkpoints/, samples/, metrics.jsonl, train.log");
     cli.repeated("set", "SECTION.KEY=VALUE", "override a config key");
     cli.flag("no-progress", "no live progress line, even on a terminal");
-    cli.defer_help();
-    cli.parse(argc, argv);
-    if (cli.help_requested()) {
-      if (world.is_root()) std::cout << cli.help();
-      return 0;
-    }
+    if (!cli.parse_on_ranks(argc, argv, world.is_root())) return 0;
     if (!cli.positional().empty()) ddpm::input_error("unexpected argument '", cli.positional().front(), "'");
     const std::string config_path = cli.require("config");
     const ddpm::Config config = ddpm::load_config(config_path, cli.all("set"));
