@@ -2,7 +2,6 @@
 //   mpirun -np 8 ddpm_train --config configs/cifar10.yaml --run-dir runs/cifar10
 #include <csignal>
 #include <cstdio>
-#include <iostream>
 
 #include <hdf5.h>
 
