@@ -46,6 +46,18 @@ struct GradMomentsValue {
   }
 };
 
+// The per-channel totals of example n summed over group g's channels, each channel
+// weighted by w[c] when w is given.
+__device__ inline double2 group_total(const double2* total, int64_t n, int C, int g, int Cg, const float* w) {
+  double2 s = make_double2(0.0, 0.0);
+  for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
+    const double wc = w ? w[c] : 1.0;
+    s.x += total[n * C + c].x * wc;
+    s.y += total[n * C + c].y * wc;
+  }
+  return s;
+}
+
 // Per (n, g): mean, rstd, and per (n, c) the affine map y = x scale + shift.
 __global__ void group_stats_kernel(float* mean, float* rstd, float* scale, float* shift, const double2* total,
                                    const float* w, const float* b, int N, int HW, int C, int G) {
@@ -54,13 +66,9 @@ __global__ void group_stats_kernel(float* mean, float* rstd, float* scale, float
   DDPM_GRID_STRIDE(i, static_cast<int64_t>(N) * G) {
     const int64_t n = i / G;
     const int g = static_cast<int>(i % G);
-    double a = 0, q = 0;
-    for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
-      a += total[n * C + c].x;
-      q += total[n * C + c].y;
-    }
-    const double mu = a / count;
-    const double var = fmax(q / count - mu * mu, 0.0);
+    const double2 s = group_total(total, n, C, g, Cg, nullptr);
+    const double mu = s.x / count;
+    const double var = fmax(s.y / count - mu * mu, 0.0);
     const double rs = 1.0 / sqrt(var + kGroupNormEps);
     mean[i] = static_cast<float>(mu);
     rstd[i] = static_cast<float>(rs);
@@ -102,13 +110,9 @@ __global__ void group_grad_means_kernel(float* m1, float* m2, const double2* tot
   DDPM_GRID_STRIDE(i, static_cast<int64_t>(N) * G) {
     const int64_t n = i / G;
     const int g = static_cast<int>(i % G);
-    double a = 0, q = 0;
-    for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
-      a += total[n * C + c].x * w[c];
-      q += total[n * C + c].y * w[c];
-    }
-    m1[i] = static_cast<float>(a / count);
-    m2[i] = static_cast<float>(q / count);
+    const double2 s = group_total(total, n, C, g, Cg, w);
+    m1[i] = static_cast<float>(s.x / count);
+    m2[i] = static_cast<float>(s.y / count);
   }
 }
 
