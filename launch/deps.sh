@@ -1,9 +1,12 @@
 # Sourced by the launch scripts: installs the Debian packages ddpm needs, and only
-# those missing (quiet and quick when everything is there). Needs root or sudo.
-# What building and running ddpm needs.
+# those missing (quiet and quick when everything is there), then configures and builds.
+# Needs root or sudo. Every package a bare Debian 12 (debootstrap minbase) lacks is
+# named here: launch/fresh_check.sh proves it.
+# What building and running ddpm needs. libdnnl-dev only recommends
+# ocl-icd-opencl-dev, but oneDNN's CMake config requires OpenCL.
 DDPM_PACKAGES=(
-  build-essential cmake ninja-build pkg-config git
-  libdnnl-dev libhdf5-dev libyaml-cpp-dev libboost-test-dev
+  build-essential cmake ninja-build pkg-config git ca-certificates
+  libdnnl-dev ocl-icd-opencl-dev libhdf5-dev libyaml-cpp-dev libboost-test-dev
   libopenmpi-dev openmpi-bin
   libpng-dev libjpeg-dev libwebp-dev liblmdb-dev zlib1g-dev
   python3
@@ -40,9 +43,27 @@ ddpm_ensure_packages() {
   fi
 }
 
-# Configures and builds into $1 (default: build) with every core.
+# ddpm_configure DIR [cmake args...]: configures a Release build in DIR. On failure it
+# prints CMake's own one-line diagnosis (a "ddpm: missing Debian package ..." line from
+# cmake/Dependencies.cmake) and where the full log is, not the trace.
+ddpm_configure() {
+  local dir=$1; shift
+  mkdir -p "$dir"
+  if ! cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release "$@" >"$dir/configure.log" 2>&1; then
+    local why
+    why=$(grep -o 'ddpm: .*' "$dir/configure.log" | head -1)
+    echo "configure failed: ${why:-see the log}; full log: $dir/configure.log" >&2
+    return 2
+  fi
+}
+
+# ddpm_build [DIR [TARGET...]]: configures and builds into DIR (default: build) with
+# every core.
 ddpm_build() {
   local dir=${1:-build}
-  cmake -S . -B "$dir" -G Ninja -DCMAKE_BUILD_TYPE=Release >/dev/null
-  cmake --build "$dir" -j "$(nproc)"
+  [ $# -gt 0 ] && shift
+  ddpm_configure "$dir" || return
+  local targets=()
+  [ $# -gt 0 ] && targets=(--target "$@")
+  cmake --build "$dir" -j "$(nproc)" "${targets[@]}"
 }
