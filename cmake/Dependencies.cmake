@@ -3,8 +3,9 @@
 # launch/deps.sh's ddpm_build shows instead of CMake's trace.
 function(ddpm_require found package what)
   if(NOT ${found})
-    message(FATAL_ERROR "ddpm: missing Debian package ${package} (${what}); "
-                        "install it with: apt-get install ${package}")
+    # NOTICE prints the line as it is (FATAL_ERROR would wrap it).
+    message(NOTICE "ddpm: missing Debian package ${package} (${what}); install it with: apt-get install ${package}")
+    message(FATAL_ERROR "missing Debian package ${package}")
   endif()
 endfunction()
 
