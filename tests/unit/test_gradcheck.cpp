@@ -244,10 +244,10 @@ namespace {
 template <typename Block>
 void plan_block(Arena& arena, Block& block, int N) {
   arena.begin_pass();
-  block.plan(arena, N);
+  block.plan(arena, N, true);
   arena.allocate(ops());
   arena.begin_pass();
-  block.plan(arena, N);
+  block.plan(arena, N, true);
 }
 }  // namespace
 
@@ -276,7 +276,7 @@ BOOST_AUTO_TEST_CASE(resblock_with_and_without_nin_shortcut) {
     };
     loss();
     std::vector<float> dx(x.size()), dtemb(temb.size(), 0.0f);
-    block.backward(ps, dx.data(), false, dtemb.data(), R.data());
+    block.backward(ps, InputGrad{dx.data(), GradWrite::kAssign}, InputGrad{dtemb.data(), GradWrite::kAdd}, R.data());
     const std::string tag = out_ch == in_ch ? "resblock " : "resblock+nin ";
     expect_close(tag + "dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
     expect_close(tag + "dtemb", numeric_gradient_check(temb.data(), temb.size(), dtemb.data(), loss));
@@ -303,7 +303,7 @@ BOOST_AUTO_TEST_CASE(attnblock) {
   };
   loss();
   std::vector<float> dx(x.size());
-  block.backward(ps, dx.data(), false, R.data());
+  block.backward(ps, InputGrad{dx.data(), GradWrite::kAssign}, R.data());
   expect_close("attnblock dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
   check_all_params("attnblock ", layout, params, grads, loss, 12);
   arena.release(ops());
