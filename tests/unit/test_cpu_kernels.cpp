@@ -261,3 +261,21 @@ BOOST_AUTO_TEST_CASE(timestep_embedding_matches_formula) {
     }
   BOOST_TEST(rel_error(out, want) < 1e-5);
 }
+
+// The conversion training uses (Trainer: Ops::images_to_model on the loader's pixels):
+// x / 127.5 - 1 in float, for every byte value. The endpoints are exact; every value is
+// within half an ulp of 1 (2^-24, the rounding of the subtraction) of the exact one; and
+// the bits are those of the float formula, so no backend or refactor changes a number.
+BOOST_AUTO_TEST_CASE(images_to_model_is_x_over_127_5_minus_1) {
+  std::vector<uint8_t> pixels(256 * 3);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i % 256);
+  std::vector<float> out(pixels.size());
+  ops().images_to_model(out.data(), pixels.data(), static_cast<int64_t>(pixels.size()));
+  BOOST_TEST(out[0] == -1.0f);
+  BOOST_TEST(out[255] == 1.0f);
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    const double exact = pixels[i] / 127.5 - 1.0;
+    BOOST_TEST(std::fabs(out[i] - exact) <= std::ldexp(1.0, -24), "byte " << int(pixels[i]));
+    BOOST_TEST(out[i] == static_cast<float>(pixels[i]) / 127.5f - 1.0f, "byte " << int(pixels[i]));
+  }
+}
