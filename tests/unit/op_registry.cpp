@@ -183,6 +183,20 @@ void add_conv(std::vector<OpCase>& cases, Data& data, const std::string& where, 
   cases.push_back(std::move(c));
 }
 
+// What every layer case sets after its tensors and forward: y = forward(inputs), the
+// backward that fills d<input>, a plain reference, and the CUDA bound of fp32 sums
+// taken in another order.
+void push_layer_case(std::vector<OpCase>& cases, OpCase c, const std::string& output, RunFn backward,
+                     std::vector<std::string> inputs, int samples, ReferenceFn reference) {
+  c.outputs = {output};
+  c.backward = std::move(backward);
+  c.inputs = std::move(inputs);
+  c.fd_samples = samples;
+  c.reference = std::move(reference);
+  c.cuda_bound = 1e-4;
+  cases.push_back(std::move(c));
+}
+
 void add_linear(std::vector<OpCase>& cases, Data& data, const std::string& where, int64_t M, int C, int O,
                 int samples) {
   OpCase c;
@@ -193,17 +207,15 @@ void add_linear(std::vector<OpCase>& cases, Data& data, const std::string& where
                {"dy", data(M * O)},     {"dx", data(M * C)},
                {"dw", zeros(int64_t{O} * C)}, {"db", zeros(O)}};
   c.forward = [M, C, O](Ops& ops, BackendTensors& t) { ops.linear_forward(t["y"], false, t["x"], t["w"], t["b"], M, C, O); };
-  c.outputs = {"y"};
-  c.backward = [M, C, O](Ops& ops, BackendTensors& t) {
-    ops.linear_backward(t["dx"], false, t["dw"], t["db"], t["dy"], t["x"], t["w"], M, C, O);
-  };
-  c.inputs = {"x", "w", "b"};
-  c.fd_samples = samples;
-  c.reference = [M, C, O](const HostTensors& h) {
-    return Results{{"y", linear_reference(h.at("x"), h.at("w"), h.at("b"), M, C, O)}};
-  };
-  c.cuda_bound = 1e-4;
-  cases.push_back(std::move(c));
+  push_layer_case(
+      cases, std::move(c), "y",
+      [M, C, O](Ops& ops, BackendTensors& t) {
+        ops.linear_backward(t["dx"], false, t["dw"], t["db"], t["dy"], t["x"], t["w"], M, C, O);
+      },
+      {"x", "w", "b"}, samples,
+      [M, C, O](const HostTensors& h) {
+        return Results{{"y", linear_reference(h.at("x"), h.at("w"), h.at("b"), M, C, O)}};
+      });
 }
 
 // The registry's GroupNorm calls, one helper each: the Ops signature is changing.
@@ -232,15 +244,11 @@ void add_groupnorm(std::vector<OpCase>& cases, Data& data, const std::string& wh
                {"dy", data(n)},                  {"dx", data(n)},                      {"dw", zeros(s.C)},
                {"db", zeros(s.C)}};
   c.forward = [s](Ops& ops, BackendTensors& t) { run_groupnorm_forward(ops, t, s); };
-  c.outputs = {"y"};
-  c.backward = [s](Ops& ops, BackendTensors& t) { run_groupnorm_backward(ops, t, s); };
-  c.inputs = {"x", "w", "b"};
-  c.fd_samples = samples;
-  c.reference = [s](const HostTensors& h) {
-    return Results{{"y", groupnorm_reference(h.at("x"), h.at("w"), h.at("b"), s.N, s.HW, s.C, s.G, s.swish)}};
-  };
-  c.cuda_bound = 1e-4;
-  cases.push_back(std::move(c));
+  push_layer_case(
+      cases, std::move(c), "y", [s](Ops& ops, BackendTensors& t) { run_groupnorm_backward(ops, t, s); },
+      {"x", "w", "b"}, samples, [s](const HostTensors& h) {
+        return Results{{"y", groupnorm_reference(h.at("x"), h.at("w"), h.at("b"), s.N, s.HW, s.C, s.G, s.swish)}};
+      });
 }
 
 // qk_scale: q and k uniform in +-qk_scale, scores of std qk_scale^2 / 3; the model-sized
@@ -255,17 +263,15 @@ void add_attention(std::vector<OpCase>& cases, Data& data, const std::string& wh
   c.tensors = {{"q", data(n, qk_scale)}, {"k", data(n, qk_scale)}, {"v", data(n)},  {"a", zeros(n)},
                {"p", zeros(int64_t{N} * L * L)}, {"da", data(n)}, {"dq", data(n)}, {"dk", data(n)}, {"dv", data(n)}};
   c.forward = [N, L, C](Ops& ops, BackendTensors& t) { ops.attention_forward(t["a"], t["p"], t["q"], t["k"], t["v"], N, L, C); };
-  c.outputs = {"a"};
-  c.backward = [N, L, C](Ops& ops, BackendTensors& t) {
-    ops.attention_backward(t["dq"], t["dk"], t["dv"], t["da"], t["p"], t["q"], t["k"], t["v"], N, L, C);
-  };
-  c.inputs = {"q", "k", "v"};
-  c.fd_samples = samples;
-  c.reference = [N, L, C](const HostTensors& h) {
-    return Results{{"a", attention_reference(h.at("q"), h.at("k"), h.at("v"), N, L, C)}};
-  };
-  c.cuda_bound = 1e-4;
-  cases.push_back(std::move(c));
+  push_layer_case(
+      cases, std::move(c), "a",
+      [N, L, C](Ops& ops, BackendTensors& t) {
+        ops.attention_backward(t["dq"], t["dk"], t["dv"], t["da"], t["p"], t["q"], t["k"], t["v"], N, L, C);
+      },
+      {"q", "k", "v"}, samples,
+      [N, L, C](const HostTensors& h) {
+        return Results{{"a", attention_reference(h.at("q"), h.at("k"), h.at("v"), N, L, C)}};
+      });
 }
 
 // A case whose forward maps x to y elementwise or by moving data, and whose backward
