@@ -75,17 +75,9 @@ struct Loader::Impl {
     const int64_t bytes = info.image_bytes();
     Batch b;
     b.n = per_rank;
-    b.height = info.height;
-    b.width = info.width;
-    b.channels = info.channels;
     b.first_global_example = range.begin - batch_begin;
-    b.start = cursor_at(batch_begin);
     b.next = cursor_at(batch_begin + opt.global_batch);
     b.pixels.resize(static_cast<size_t>(per_rank * bytes));
-    b.image_index.resize(static_cast<size_t>(per_rank));
-    b.stream_position.resize(static_cast<size_t>(per_rank));
-    b.flipped.resize(static_cast<size_t>(per_rank));
-    if (info.has_labels) b.labels.resize(static_cast<size_t>(per_rank));
     for (int64_t k = 0; k < per_rank; ++k) {
       const int64_t s = range.begin + k;
       const int64_t epoch = s / info.count, position = s % info.count;
@@ -94,10 +86,6 @@ struct Loader::Impl {
       reader.read(image, px);
       const bool flip = opt.random_flip && flip_at(opt.seed, epoch, position);
       if (flip) flip_horizontal(px, info.height, info.width, info.channels);
-      b.image_index[static_cast<size_t>(k)] = image;
-      b.stream_position[static_cast<size_t>(k)] = s;
-      b.flipped[static_cast<size_t>(k)] = flip ? 1 : 0;
-      if (info.has_labels) b.labels[static_cast<size_t>(k)] = reader.label(image);
     }
     return b;
   }
@@ -194,21 +182,5 @@ Batch Loader::next() {
 }
 
 const DatasetInfo& Loader::info() const { return impl_->info; }
-
-Cursor Loader::cursor() const { return impl_->cursor_at(impl_->consume_at); }
-
-int Loader::per_rank_batch() const { return impl_->per_rank; }
-
-void to_model_input(const Batch& batch, float* out_nhwc) {
-  // x / 127.5 - 1 computed in double once per byte value, then looked up.
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int v = 0; v < 256; ++v) t[static_cast<size_t>(v)] = static_cast<float>(v / 127.5 - 1.0);
-    return t;
-  }();
-  const size_t n = batch.pixels.size();
-  const uint8_t* px = batch.pixels.data();
-  for (size_t i = 0; i < n; ++i) out_nhwc[i] = table[px[i]];
-}
 
 }  // namespace ddpm::data
