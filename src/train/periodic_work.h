@@ -10,25 +10,17 @@
 #include "core/buffer.h"
 #include "core/params.h"
 #include "train/checkpoint.h"
+#include "train/run_context.h"
 
 namespace ddpm {
 
 class CheckpointWriter;
-class Diffusion;
-class Ops;
 class TrainLog;
-class UNet;
-class Watchdog;
-class World;
-struct Config;
-struct ModelBuffers;
 
 class PeriodicWork {
  public:
   // The references must outlive this; log is rank 0's (null on the others).
-  PeriodicWork(World& world, const Config& config, Ops& ops, UNet& net, const Diffusion& diffusion,
-               Watchdog& watchdog, ModelBuffers& buffers, TrainLog* log, const std::string& run_dir,
-               int local_batch);
+  PeriodicWork(const RunContext& run, TrainLog* log, const std::string& run_dir);
   ~PeriodicWork();  // finishes the checkpoint write in flight
   PeriodicWork(const PeriodicWork&) = delete;
   PeriodicWork& operator=(const PeriodicWork&) = delete;
@@ -54,16 +46,9 @@ class PeriodicWork {
  private:
   void say(const std::string& text);
 
-  World& world_;
-  const Config& cfg_;
-  Ops& ops_;
-  UNet& net_;
-  const Diffusion& diffusion_;
-  Watchdog& watchdog_;
-  ModelBuffers& buffers_;
+  const RunContext run_;
   TrainLog* log_;
   const std::string checkpoint_dir_, samples_dir_;
-  const int local_batch_;
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0
   ParamBuffer sample_weights_;                // ranks other than 0: the EMA, lent for the grids
   HostFloats replica_scratch_;                // replica check on a device backend

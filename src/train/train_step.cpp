@@ -28,81 +28,75 @@ int draw_timestep(uint64_t seed, uint32_t iteration, uint32_t index, int T) {
 
 }  // namespace
 
-TrainStep::TrainStep(World& world, const Config& config, Ops& ops, UNet& net, const Diffusion& diffusion,
-                     Optimizer& optimizer, data::Loader& loader, Watchdog& watchdog, ModelBuffers& buffers,
-                     StepHook* hook, int local_batch)
-    : world_(world),
-      cfg_(config),
-      ops_(ops),
-      net_(net),
-      diffusion_(diffusion),
+TrainStep::TrainStep(const RunContext& run, Optimizer& optimizer, data::Loader& loader, StepHook* hook)
+    : run_(run),
       optimizer_(optimizer),
       loader_(loader),
-      watchdog_(watchdog),
-      buffers_(buffers),
       hook_(hook),
-      local_batch_(local_batch),
-      per_example_(static_cast<int64_t>(config.model.resolution) * config.model.resolution *
-                   config.model.in_channels),
-      t_(local_batch),
-      t_float_(local_batch),
-      losses_(local_batch) {
-  const int64_t act = local_batch * per_example_;
-  for (Buffer* b : {&x0_, &x_t_, &noise_, &out_, &dout_}) *b = Buffer(ops, act);
-  t_dev_ = Buffer(ops, local_batch);
-  const int64_t bucket = std::max<int64_t>(1024, static_cast<int64_t>(config.train.bucket_mb * (1 << 20) / 4));
-  reducer_ = make_gradient_allreduce(world, ops, bucket);
+      per_example_(static_cast<int64_t>(run.config.model.resolution) * run.config.model.resolution *
+                   run.config.model.in_channels),
+      t_(run.local_batch),
+      t_float_(run.local_batch),
+      losses_(run.local_batch) {
+  const int64_t act = run.local_batch * per_example_;
+  for (Buffer* b : {&x0_, &x_t_, &noise_, &out_, &dout_}) *b = Buffer(run.ops, act);
+  t_dev_ = Buffer(run.ops, run.local_batch);
+  const int64_t bucket = std::max<int64_t>(1024, static_cast<int64_t>(run.config.train.bucket_mb * (1 << 20) / 4));
+  reducer_ = make_gradient_allreduce(run.world, run.ops, bucket);
 }
 
 TrainStep::~TrainStep() = default;
 
 StepResult TrainStep::run(TrainState& state) {
-  const TrainConfig& tc = cfg_.train;
-  const int T = diffusion_.num_timesteps(), B = tc.batch_size;
+  Ops& ops = run_.ops;
+  ModelBuffers& buffers = run_.buffers;
+  const int N = run_.local_batch;
+  const TrainConfig& tc = run_.config.train;
+  const int T = run_.diffusion.num_timesteps(), B = tc.batch_size;
   const int64_t iteration = state.iteration;
   const auto iteration32 = static_cast<uint32_t>(iteration);
-  const int64_t P = buffers_.params.size();
-  auto enter = [&](const WatchPhase& p) { watchdog_.enter(p, iteration); };
+  const int64_t P = buffers.params.size();
+  auto enter = [&](const WatchPhase& p) { run_.watchdog.enter(p, iteration); };
 
   enter(phase::kData);
   const data::Batch batch = loader_.next();
   const auto first = static_cast<uint32_t>(batch.first_global_example);
 
   enter(phase::kForward);
-  ops_.images_to_model(x0_.get(), batch.pixels.data(), local_batch_ * per_example_);
-  for (int i = 0; i < local_batch_; ++i) {
+  ops.images_to_model(x0_.get(), batch.pixels.data(), N * per_example_);
+  for (int i = 0; i < N; ++i) {
     t_[i] = draw_timestep(tc.seed, iteration32, first + i, T);
     t_float_[i] = static_cast<float>(t_[i]);
   }
-  ops_.upload(t_dev_.get(), t_float_.data(), local_batch_);
-  ops_.fill_normal(noise_.get(), local_batch_, per_example_, tc.seed, Purpose::kNoise, 0, iteration32, first);
-  ops_.q_sample(diffusion_, x_t_.get(), x0_.get(), noise_.get(), t_.data(), local_batch_, per_example_);
+  ops.upload(t_dev_.get(), t_float_.data(), N);
+  ops.fill_normal(noise_.get(), N, per_example_, tc.seed, Purpose::kNoise, 0, iteration32, first);
+  ops.q_sample(run_.diffusion, x_t_.get(), x0_.get(), noise_.get(), t_.data(), N, per_example_);
   Pass ps;
-  ps.ops = &ops_, ps.params = buffers_.params.get(), ps.grads = buffers_.grads.get(), ps.N = local_batch_;
+  ps.ops = &ops, ps.params = buffers.params.get(), ps.grads = buffers.grads.get(), ps.N = N;
   ps.training = true;
-  ps.version = buffers_.params.version();
+  ps.version = buffers.params.version();
   ps.dropout = DropoutKey{tc.seed, 0, iteration32, first};
-  net_.forward(ps, out_.get(), x_t_.get(), t_dev_.get());
+  run_.net.forward(ps, out_.get(), x_t_.get(), t_dev_.get());
   // grad_weight 1/B: summing the ranks' gradients gives that of the global mean loss, so
   // the averaging is this scale, not a pass of its own.
-  ops_.training_losses(diffusion_, losses_.data(), dout_.get(), out_.get(), x0_.get(), x_t_.get(), noise_.get(),
-                       t_.data(), local_batch_, per_example_, 1.0 / B);
-  if (hook_) hook_->on_losses(iteration, losses_.data(), local_batch_);
+  ops.training_losses(run_.diffusion, losses_.data(), dout_.get(), out_.get(), x0_.get(), x_t_.get(), noise_.get(),
+                       t_.data(), N, per_example_, 1.0 / B);
+  if (hook_) hook_->on_losses(iteration, losses_.data(), N);
 
   enter(phase::kBackward);
-  ops_.zero(buffers_.grads.get(), P);
-  if (hook_) hook_->on_zeroed_gradients(iteration, ops_, buffers_.grads);
-  reducer_->begin(buffers_.grads.get(), P);
-  net_.backward(ps, dout_.get(), [&](int64_t from) { reducer_->ready(from); });
+  ops.zero(buffers.grads.get(), P);
+  if (hook_) hook_->on_zeroed_gradients(iteration, ops, buffers.grads);
+  reducer_->begin(buffers.grads.get(), P);
+  run_.net.backward(ps, dout_.get(), [&](int64_t from) { reducer_->ready(from); });
   enter(phase::kAllReduce);
   reducer_->finish();
 
   enter(phase::kAgreement);
   StepResult r;
   // The norm is agreed on (through kNonFinite) before the update is applied.
-  r.grad_norm = optimizer_.gradient_norm(ops_, buffers_.grads.get(), P);
+  r.grad_norm = optimizer_.gradient_norm(ops, buffers.grads.get(), P);
   double* stats = r.stats;
-  for (int i = 0; i < local_batch_; ++i) {
+  for (int i = 0; i < N; ++i) {
     const int q = std::min(3, t_[i] * 4 / T);
     stats[kLossSum] += losses_[i];
     stats[kQuartileSum + q] += losses_[i];
@@ -111,16 +105,16 @@ StepResult TrainStep::run(TrainState& state) {
   stats[kNonFinite] = std::isfinite(stats[kLossSum]) && std::isfinite(r.grad_norm) ? 0 : 1;
   stats[kStopUsr1] = stop_signal() == SIGUSR1 ? 1 : 0;
   stats[kStopTerm] = stop_signal() == SIGTERM ? 1 : 0;
-  world_.sum(stats, kNumStats);
+  run_.world.sum(stats, kNumStats);
 
   enter(phase::kOptimizer);
   r.applied = stats[kNonFinite] == 0;
   if (r.applied) {
-    optimizer_.apply(ops_, buffers_.params, buffers_.grads, buffers_.m, buffers_.v, buffers_.ema_or_null(),
+    optimizer_.apply(ops, buffers.params, buffers.grads, buffers.m, buffers.v, buffers.ema_or_null(),
                      r.grad_norm);
     state.step = optimizer_.step_count();
   }
-  if (hook_) hook_->on_parameters(iteration, ops_, buffers_.params);
+  if (hook_) hook_->on_parameters(iteration, ops, buffers.params);
   ++state.iteration;
   state.data_epoch = batch.next.epoch;
   state.data_position = batch.next.position;

@@ -11,19 +11,14 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "train/run_context.h"
 #include "train/checkpoint.h"
 
 namespace ddpm {
 
-class Diffusion;
 class GradientAllReduce;
 class Optimizer;
 class StepHook;
-class UNet;
-class Watchdog;
-class World;
-struct Config;
-struct ModelBuffers;
 namespace data {
 class Loader;
 }
@@ -52,9 +47,7 @@ struct StepResult {
 class TrainStep {
  public:
   // The references must outlive the step; hook may be null (no faults injected).
-  TrainStep(World& world, const Config& config, Ops& ops, UNet& net, const Diffusion& diffusion,
-            Optimizer& optimizer, data::Loader& loader, Watchdog& watchdog, ModelBuffers& buffers, StepHook* hook,
-            int local_batch);
+  TrainStep(const RunContext& run, Optimizer& optimizer, data::Loader& loader, StepHook* hook);
   ~TrainStep();
   TrainStep(const TrainStep&) = delete;
   TrainStep& operator=(const TrainStep&) = delete;
@@ -63,18 +56,11 @@ class TrainStep {
   StepResult run(TrainState& state);
 
  private:
-  World& world_;
-  const Config& cfg_;
-  Ops& ops_;
-  UNet& net_;
-  const Diffusion& diffusion_;
+  const RunContext run_;
   Optimizer& optimizer_;
   data::Loader& loader_;
-  Watchdog& watchdog_;
-  ModelBuffers& buffers_;
   StepHook* hook_;
   std::unique_ptr<GradientAllReduce> reducer_;
-  const int local_batch_;
   const int64_t per_example_;
   // The step's activations (backend) and per-example values (host), sized once.
   Buffer x0_, x_t_, noise_, out_, dout_, t_dev_;

@@ -142,10 +142,9 @@ void Trainer::Impl::distribute_start_point() {
   lo.prefetch_batches = cfg.data.prefetch_batches;
   lo.start = data::Cursor{state.data_epoch, state.data_position};
   loader = std::make_unique<data::Loader>(lo);
-  step = std::make_unique<TrainStep>(world, cfg, *ops, *net, *diffusion, *optimizer, *loader, *watchdog, buffers,
-                                     fault_hook.get(), local_batch);
-  periodic = std::make_unique<PeriodicWork>(world, cfg, *ops, *net, *diffusion, *watchdog, buffers, log.get(),
-                                            opt.run_dir, local_batch);
+  const RunContext run{world, cfg, *ops, *net, *diffusion, *watchdog, buffers, local_batch};
+  step = std::make_unique<TrainStep>(run, *optimizer, *loader, fault_hook.get());
+  periodic = std::make_unique<PeriodicWork>(run, log.get(), opt.run_dir);
 }
 
 void Trainer::Impl::abort_after_skips(int64_t skips, bool loss_was_finite) {
