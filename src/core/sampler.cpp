@@ -74,8 +74,8 @@ void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, flo
       ops_.p_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noise_.get(), t.data(), n, per_example_);
     } else {
       std::fill(t_prev.begin(), t_prev.end(), k + 1 < steps ? timesteps_[k + 1] : -1);
-      ops_.ddim_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noisy ? noise_.get() : nullptr, t.data(), t_prev.data(), n,
-                       per_example_, options_.eta);
+      ops_.ddim_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noisy ? noise_.get() : nullptr,
+                       t.data(), t_prev.data(), n, per_example_, options_.eta);
     }
     if (progressive_host && k % options_.progressive_every == 0) {
       const int snap = k / options_.progressive_every;
