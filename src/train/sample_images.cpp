@@ -98,9 +98,10 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
   write_npz(fs::join(out_dir, "samples.npz"), all.data(), static_cast<int>(num), R, R, C);
   write_grid_png(fs::join(out_dir, "grid.png"), all.data(), static_cast<int>(std::min<int64_t>(num, 256)), R, R, C);
   if (progressive && !first_prog.empty()) {
-    write_progressive_png(fs::join(out_dir, "progressive.png"), first_prog, sampler.num_snapshots(),
-                          static_cast<int>(std::min<int64_t>(batch, mine)), all.data(),
-                          static_cast<int>(std::min<int64_t>(mine, 8)), R, C);
+    // The snapshots cover the first batch only: no more rows than it has images.
+    const int first_batch = static_cast<int>(std::min<int64_t>(batch, mine));
+    write_progressive_png(fs::join(out_dir, "progressive.png"), first_prog, sampler.num_snapshots(), first_batch,
+                          all.data(), std::min(first_batch, 8), R, C);
   }
   std::fprintf(stderr, "ddpm_sample: wrote %s/{grid.png,samples.npz%s} in %.1f s (%.2f img/s)\n", out_dir.c_str(),
                job.write_pngs ? ",images/" : "", now_seconds() - t0, num / std::max(now_seconds() - t0, 1e-9));
