@@ -85,11 +85,13 @@ void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* 
   const int N = ps.N, HW = H_ * W_;
   x_ = x;
   temb_act_ = temb_act;
-  ops.groupnorm_forward(h1_, mean1_, rstd1_, x, ps.p(norm1_.w), ps.p(norm1_.b), N, HW, in_ch_, kGroups, true);
+  ops.groupnorm_forward(h1_, mean1_, rstd1_, x, ps.p(norm1_.w), ps.p(norm1_.b),
+                        {N, HW, in_ch_, kGroups, Activation::kSwish});
   conv1_.op->forward(h2_, false, h1_, ps.p(conv1_.w), ps.p(conv1_.b), ps.version);
   ops.linear_forward(tp_, false, temb_act, ps.p(temb_proj_.w), ps.p(temb_proj_.b), N, temb_ch_, out_ch_);
   ops.add_channel_bias(h2_, tp_, N, HW, out_ch_);
-  ops.groupnorm_forward(h3_, mean2_, rstd2_, h2_, ps.p(norm2_.w), ps.p(norm2_.b), N, HW, out_ch_, kGroups, true);
+  ops.groupnorm_forward(h3_, mean2_, rstd2_, h2_, ps.p(norm2_.w), ps.p(norm2_.b),
+                        {N, HW, out_ch_, kGroups, Activation::kSwish});
   if (ps.training && dropout_ > 0) {
     DropoutKey key = ps.dropout;
     key.layer = layer_id_;
@@ -115,7 +117,7 @@ void ResBlock::backward(const Pass& ps, float* dx, bool accumulate, float* dtemb
     ops.dropout_apply(dh3_, dropout_, key, N, static_cast<int64_t>(HW) * out_ch_);
   }
   ops.groupnorm_backward(dh2_, false, ps.g(norm2_.w), ps.g(norm2_.b), dh3_, h2_, mean2_, rstd2_, ps.p(norm2_.w),
-                         ps.p(norm2_.b), N, HW, out_ch_, kGroups, true);
+                         ps.p(norm2_.b), {N, HW, out_ch_, kGroups, Activation::kSwish});
   ops.sum_over_hw(dtp_, dh2_, N, HW, out_ch_);
   ops.linear_backward(dtemb_act, true, ps.g(temb_proj_.w), ps.g(temb_proj_.b), dtp_, temb_act_, ps.p(temb_proj_.w),
                       N, temb_ch_, out_ch_);
@@ -128,7 +130,7 @@ void ResBlock::backward(const Pass& ps, float* dx, bool accumulate, float* dtemb
     ops.copy(dx, dout, M * in_ch_);
   }
   ops.groupnorm_backward(dx, true, ps.g(norm1_.w), ps.g(norm1_.b), dh1_, x_, mean1_, rstd1_, ps.p(norm1_.w),
-                         ps.p(norm1_.b), N, HW, in_ch_, kGroups, true);
+                         ps.p(norm1_.b), {N, HW, in_ch_, kGroups, Activation::kSwish});
 }
 
 int64_t ResBlock::macs() const {
@@ -168,7 +170,8 @@ void AttnBlock::forward(const Pass& ps, float* out, const float* x) {
   const int N = ps.N;
   const int64_t M = static_cast<int64_t>(N) * L_;
   x_ = x;
-  ops.groupnorm_forward(hn_, mean_, rstd_, x, ps.p(norm_.w), ps.p(norm_.b), N, L_, ch_, kGroups, false);
+  ops.groupnorm_forward(hn_, mean_, rstd_, x, ps.p(norm_.w), ps.p(norm_.b),
+                        {N, L_, ch_, kGroups, Activation::kNone});
   ops.linear_forward(q_act_, false, hn_, ps.p(q_.w), ps.p(q_.b), M, ch_, ch_);
   ops.linear_forward(k_act_, false, hn_, ps.p(k_.w), ps.p(k_.b), M, ch_, ch_);
   ops.linear_forward(v_act_, false, hn_, ps.p(v_.w), ps.p(v_.b), M, ch_, ch_);
@@ -193,7 +196,7 @@ void AttnBlock::backward(const Pass& ps, float* dx, bool accumulate, const float
     ops.copy(dx, dout, M * ch_);
   }
   ops.groupnorm_backward(dx, true, ps.g(norm_.w), ps.g(norm_.b), dhn, x_, mean_, rstd_, ps.p(norm_.w), ps.p(norm_.b),
-                         N, L_, ch_, kGroups, false);
+                         {N, L_, ch_, kGroups, Activation::kNone});
 }
 
 int64_t AttnBlock::macs() const {

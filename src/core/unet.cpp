@@ -270,8 +270,8 @@ void UNet::forward(const Pass& ps, float* eps, const float* x, const float* t) {
   }
   head_in_ = cur;
   const int R = cfg_.resolution;
-  ops.groupnorm_forward(head_h_, head_mean_, head_rstd_, cur, ps.p(norm_out_.w), ps.p(norm_out_.b), N, R * R,
-                        norm_out_.ch, kGroups, true);
+  ops.groupnorm_forward(head_h_, head_mean_, head_rstd_, cur, ps.p(norm_out_.w), ps.p(norm_out_.b), {N, R * R,
+                        norm_out_.ch, kGroups, Activation::kSwish});
   conv_out_.op->forward(eps, false, head_h_, ps.p(conv_out_.w), ps.p(conv_out_.b), ps.version);
 }
 
@@ -289,7 +289,7 @@ void UNet::backward(const Pass& ps, const float* d_eps, const GradReadyFn& ready
   conv_out_.op->backward(other, false, ps.g(conv_out_.w), ps.g(conv_out_.b), d_eps, head_h_, ps.p(conv_out_.w),
                          ps.version);
   ops.groupnorm_backward(grad, false, ps.g(norm_out_.w), ps.g(norm_out_.b), other, head_in_, head_mean_, head_rstd_,
-                         ps.p(norm_out_.w), ps.p(norm_out_.b), N, R * R, norm_out_.ch, kGroups, true);
+                         ps.p(norm_out_.w), ps.p(norm_out_.b), {N, R * R, norm_out_.ch, kGroups, Activation::kSwish});
   done(norm_out_.w);
 
   // Up path in reverse: level 0 first, blocks last to first.

@@ -191,7 +191,8 @@ BOOST_AUTO_TEST_CASE(groupnorm_matches_plain_loops) {
   for (float& v : x) v += 5.0f;  // a large mean: the variance must not cancel badly
   std::vector<float> out(x.size()), mean(N * G), rstd(N * G);
   for (bool swish : {false, true}) {
-    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, HW, C, G, swish);
+    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
+                            {N, HW, C, G, swish ? Activation::kSwish : Activation::kNone});
     std::vector<double> want(x.size());
     for (int n = 0; n < N; ++n)
       for (int g = 0; g < G; ++g) {

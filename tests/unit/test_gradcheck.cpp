@@ -134,13 +134,14 @@ BOOST_AUTO_TEST_CASE(groupnorm_with_and_without_swish) {
       auto R = random_vector(N * HW * C, 23);
       std::vector<float> out(x.size()), mean(N * G), rstd(N * G);
       auto loss = [&] {
-        ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, HW, C, G, swish);
+        ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
+                                {N, HW, C, G, swish ? Activation::kSwish : Activation::kNone});
         return test::dot(R, out.data());
       };
       loss();
       std::vector<float> dx(x.size()), dw(C, 0.0f), db(C, 0.0f);
       ops().groupnorm_backward(dx.data(), false, dw.data(), db.data(), R.data(), x.data(), mean.data(), rstd.data(),
-                               w.data(), b.data(), N, HW, C, G, swish);
+                               w.data(), b.data(), {N, HW, C, G, swish ? Activation::kSwish : Activation::kNone});
       const std::string tag = std::string("groupnorm G=") + std::to_string(G) + (swish ? " +swish" : "");
       expect_close(tag + " dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
       expect_close(tag + " dw", numeric_gradient_check(w.data(), C, dw.data(), loss));
