@@ -65,6 +65,7 @@ struct GroupNormSpec {
   int N = 0, HW = 0, C = 0, G = 0;
   Activation activation = Activation::kNone;
   bool with_swish() const { return activation == Activation::kSwish; }
+  void check() const;  // throws unless G > 0 divides C (ops.cpp), on every backend
 };
 
 // Dropout is keyed, not stateful: the mask of example n, element e is a function of

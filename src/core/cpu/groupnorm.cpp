@@ -86,16 +86,12 @@ void input_grad(float* din, const float* dout, const float* in, const float* sca
   }
 }
 
-void check_spec(const GroupNormSpec& s) {
-  DDPM_CHECK(s.G > 0 && s.C % s.G == 0, "GroupNorm: ", s.C, " channels in ", s.G, " groups");
-}
-
 }  // namespace
 
 // out [N, HW, C] = (swish)((in - mean_g) * rstd_g * w[c] + b[c]);  mean, rstd [N, G]
 void CpuOps::groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w, const float* b,
                                const GroupNormSpec& s) {
-  check_spec(s);
+  s.check();
   const int N = s.N, HW = s.HW, C = s.C, G = s.G, Cg = C / G;
   const ChannelTotals sums = channel_sums(*this, N, HW, C, [&](int n, int p, double* a, double* q) {
     const float* x = in + (static_cast<int64_t>(n) * HW + p) * C;
@@ -134,7 +130,7 @@ void CpuOps::groupnorm_forward(float* out, float* mean, float* rstd, const float
 void CpuOps::groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
                                 const float* mean, const float* rstd, const float* w, const float* b,
                                 const GroupNormSpec& s) {
-  check_spec(s);
+  s.check();
   const int N = s.N, HW = s.HW, C = s.C, G = s.G, Cg = C / G;
   const int64_t NC = static_cast<int64_t>(N) * C;
   // per (n, c): the saved affine maps (rs, nmr, scale, shift), then k_dy, k_x, k_0

@@ -123,15 +123,11 @@ __global__ void input_grad_kernel(float* din, bool accumulate, const float* dout
   }
 }
 
-void check_spec(const GroupNormSpec& s) {
-  DDPM_CHECK(s.G > 0 && s.C % s.G == 0, "GroupNorm: ", s.C, " channels in ", s.G, " groups");
-}
-
 }  // namespace
 
 void CudaOps::groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w, const float* b,
                                 const GroupNormSpec& s) {
-  check_spec(s);
+  s.check();
   const int N = s.N, HW = s.HW, C = s.C, G = s.G;
   const double2* total = cuda::channel_sums(*this, N, HW, C, MomentsValue{in, HW, C});
   const int64_t nc = static_cast<int64_t>(N) * C;
@@ -148,7 +144,7 @@ void CudaOps::groupnorm_forward(float* out, float* mean, float* rstd, const floa
 void CudaOps::groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
                                  const float* mean, const float* rstd, const float* w, const float* b,
                                  const GroupNormSpec& s) {
-  check_spec(s);
+  s.check();
   const int N = s.N, HW = s.HW, C = s.C, G = s.G;
   const GradMomentsValue value{dout, in, mean, rstd, w, b, HW, C, C / G, G, s.with_swish()};
   const double2* total = cuda::channel_sums(*this, N, HW, C, value);
