@@ -2,8 +2,8 @@
 // on the host, built the same way: per-example coefficients gathered on the host from
 // the float64 tables (the *_coefs functions of core/diffusion.h), uploaded, then one
 // elementwise kernel that evaluates the formula of core/diffusion_math.h, the very
-// function the host runs, so outputs agree with the CPU bit for bit except where a
-// double libm function differs in its last bit. The noise is the counter-based Philox /
+// function the host runs (outputs agree with the CPU to double rounding: see that
+// header on FMA contraction). The noise is the counter-based Philox /
 // Box-Muller of core/rng.h.
 #include <algorithm>
 #include <cmath>
