@@ -12,14 +12,13 @@ void GroupNormLayer::add(ParamLayout& layout, const std::string& name, int chann
 }
 
 void GroupNormLayer::forward(const Pass& ps, float* out, float* mean, float* rstd, const float* in, int HW) const {
-  ps.ops->groupnorm_forward(out, mean, rstd, in, ps.param(w), ps.param(b), ps.N, HW, ch, kGroups,
-                            act == Activation::kSwish);
+  ps.ops->groupnorm_forward(out, mean, rstd, in, ps.param(w), ps.param(b), {ps.N, HW, ch, kGroups, act});
 }
 
 void GroupNormLayer::backward(const Pass& ps, float* din, GradWrite write, const float* dout, const float* in,
                               const float* mean, const float* rstd, int HW) const {
   ps.ops->groupnorm_backward(din, accumulates(write), ps.grad(w), ps.grad(b), dout, in, mean, rstd, ps.param(w),
-                             ps.param(b), ps.N, HW, ch, kGroups, act == Activation::kSwish);
+                             ps.param(b), {ps.N, HW, ch, kGroups, act});
 }
 
 // --- Linear --------------------------------------------------------------------------

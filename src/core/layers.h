@@ -14,14 +14,11 @@ namespace ddpm {
 
 constexpr int kGroups = 32;  // GroupNorm groups everywhere in the DDPM model
 
-// Whether a GroupNorm is followed by swish (fused into the one kernel).
-enum class Activation { kNone, kSwish };
-
 // GroupNorm(kGroups, eps 1e-6) over [N, HW, C]; mean, rstd [N, G] saved by forward.
 struct GroupNormLayer {
   int64_t w = -1, b = -1;
   int ch = 0;
-  Activation act = Activation::kNone;
+  Activation act = Activation::kNone;  // swish fused into the normalisation or not
   void add(ParamLayout& layout, const std::string& name, int channels, Activation activation);
   // out [N, HW, ch] = act(norm(in))
   void forward(const Pass& ps, float* out, float* mean, float* rstd, const float* in, int HW) const;

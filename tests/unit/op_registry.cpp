@@ -222,15 +222,16 @@ void add_linear(std::vector<OpCase>& cases, Data& data, const std::string& where
 struct GroupNormShape {
   int N, HW, C, G;
   bool swish;
+  GroupNormSpec spec() const { return {N, HW, C, G, swish ? Activation::kSwish : Activation::kNone}; }
 };
 
 void run_groupnorm_forward(Ops& ops, BackendTensors& t, const GroupNormShape& s) {
-  ops.groupnorm_forward(t["y"], t["mean"], t["rstd"], t["x"], t["w"], t["b"], s.N, s.HW, s.C, s.G, s.swish);
+  ops.groupnorm_forward(t["y"], t["mean"], t["rstd"], t["x"], t["w"], t["b"], s.spec());
 }
 
 void run_groupnorm_backward(Ops& ops, BackendTensors& t, const GroupNormShape& s) {
-  ops.groupnorm_backward(t["dx"], false, t["dw"], t["db"], t["dy"], t["x"], t["mean"], t["rstd"], t["w"], t["b"], s.N,
-                         s.HW, s.C, s.G, s.swish);
+  ops.groupnorm_backward(t["dx"], false, t["dw"], t["db"], t["dy"], t["x"], t["mean"], t["rstd"], t["w"], t["b"],
+                         s.spec());
 }
 
 void add_groupnorm(std::vector<OpCase>& cases, Data& data, const std::string& where, GroupNormShape s, int samples) {

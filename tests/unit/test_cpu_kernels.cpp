@@ -141,7 +141,8 @@ BOOST_AUTO_TEST_CASE(groupnorm_matches_plain_loops) {
   for (float& v : x) v += 5.0f;  // a large mean: the variance must not cancel badly
   std::vector<float> out(x.size()), mean(N * G), rstd(N * G);
   for (bool swish : {false, true}) {
-    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, HW, C, G, swish);
+    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
+                            {N, HW, C, G, swish ? Activation::kSwish : Activation::kNone});
     const std::vector<double> want = test::groupnorm_reference(x, w, b, N, HW, C, G, swish);
     BOOST_TEST(rel_error(out, want) < 1e-6);
   }
