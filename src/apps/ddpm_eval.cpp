@@ -102,7 +102,7 @@ int cmd_eps(int argc, char** argv) {
   std::vector<float> eps(static_cast<size_t>(N) * out_img);
   for (int64_t start = 0; start < N; start += batch) {
     const int n = static_cast<int>(std::min(batch, N - start));
-    net.prepare(*ops, n);
+    net.prepare(*ops, n, /*forward_only=*/true);
     const Buffer x_nhwc(*ops, n * in_img), e_nhwc(*ops, n * out_img);
     std::vector<float> t(n);
     for (int i = 0; i < n; ++i) t[i] = static_cast<float>(t_int[start + i]);

@@ -14,7 +14,7 @@ namespace ddpm {
 
 // The arena's shared slots, in one place: the temporaries of one node's backward
 // (blocks.cpp), then the gradient slots that Graph plans (graph.cpp).
-enum ScratchSlot : int { kScratch0, kScratch1, kScratch2, kScratch3, kFirstGraphSlot };
+enum ArenaSlot : int { kBlockScratch0, kBlockScratch1, kBlockScratch2, kBlockScratch3, kFirstGradientSlot };
 
 class Arena {
  public:

@@ -106,10 +106,10 @@ void ResBlock::plan(Arena& arena, int N, bool with_backward) {
   h3_ = arena.take(N * hw * out_ch_);
   tp_ = arena.take(static_cast<int64_t>(N) * out_ch_);
   if (!with_backward) return;
-  dh3_ = arena.shared(kScratch0, N * hw * out_ch_);
-  dh2_ = arena.shared(kScratch1, N * hw * out_ch_);
-  dh1_ = arena.shared(kScratch2, N * hw * in_ch_);
-  dtp_ = arena.shared(kScratch3, static_cast<int64_t>(N) * out_ch_);
+  dh3_ = arena.shared(kBlockScratch0, N * hw * out_ch_);
+  dh2_ = arena.shared(kBlockScratch1, N * hw * out_ch_);
+  dh1_ = arena.shared(kBlockScratch2, N * hw * in_ch_);
+  dtp_ = arena.shared(kBlockScratch3, static_cast<int64_t>(N) * out_ch_);
 }
 
 void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* temb_act) {
@@ -189,10 +189,10 @@ void AttnBlock::plan(Arena& arena, int N, bool with_backward) {
   p_ = arena.take(static_cast<int64_t>(N) * L_ * L_);
   a_ = arena.take(act);
   if (!with_backward) return;
-  da_ = arena.shared(kScratch0, act);
-  dq_ = arena.shared(kScratch1, act);
-  dk_ = arena.shared(kScratch2, act);
-  dv_ = arena.shared(kScratch3, act);
+  da_ = arena.shared(kBlockScratch0, act);
+  dq_ = arena.shared(kBlockScratch1, act);
+  dk_ = arena.shared(kBlockScratch2, act);
+  dv_ = arena.shared(kBlockScratch3, act);
 }
 
 void AttnBlock::forward(const Pass& ps, float* out, const float* x) {
@@ -274,7 +274,7 @@ void Upsample::plan(Arena& arena, int N, bool with_backward) {
   if (!with_conv_) return;
   const int64_t n = static_cast<int64_t>(N) * 4 * H_ * W_ * ch_;
   up_ = arena.take(n);
-  if (with_backward) dup_ = arena.shared(kScratch0, n);
+  if (with_backward) dup_ = arena.shared(kBlockScratch0, n);
 }
 
 void Upsample::forward(const Pass& ps, float* out, Span<const float*> in) {

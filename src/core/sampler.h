@@ -29,7 +29,8 @@ using SampleProgressFn = std::function<void(int, int)>;
 
 class Sampler {
  public:
-  // The model must already hold its config; `ops` must outlive the sampler.
+  // The model must already hold its config; `ops` must outlive the sampler. sample()
+  // prepares `net` for forward only: give it a net of its own, not one that trains.
   Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerOptions& options);
   ~Sampler();
   Sampler(const Sampler&) = delete;

@@ -79,7 +79,8 @@ void PeriodicWork::sample_grid(const TrainState& state) {
   so.kind = run_.config.train.sample_sampler;
   so.steps = run_.config.train.sample_steps;
   so.seed = run_.config.train.seed;
-  Sampler sampler(run_.net, ops, run_.diffusion, so);
+  if (!sample_net_) sample_net_ = std::make_unique<UNet>(mc);
+  Sampler sampler(*sample_net_, ops, run_.diffusion, so);
   std::vector<float> mine(static_cast<size_t>(per_rank) * per_example), all;
   if (root) all.resize(static_cast<size_t>(per_rank) * W * per_example);
   const double t0 = now_seconds();
@@ -87,7 +88,6 @@ void PeriodicWork::sample_grid(const TrainState& state) {
   sampler.sample(weights, int64_t{world.rank()} * per_rank, per_rank, mine.data(), nullptr,
                  [&](int, int) { run_.watchdog.beat(); });
   world.gather(all.data(), mine.data(), static_cast<int64_t>(per_rank) * per_example);
-  run_.net.prepare(ops, run_.local_batch);
   if (!root) return;
   const std::vector<uint8_t> bytes = to_uint8(all.data(), static_cast<int64_t>(count) * per_example);
   char name[64];

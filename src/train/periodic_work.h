@@ -9,6 +9,7 @@
 
 #include "core/buffer.h"
 #include "core/params.h"
+#include "core/unet.h"
 #include "train/checkpoint.h"
 #include "train/run_context.h"
 
@@ -51,6 +52,10 @@ class PeriodicWork {
   const std::string checkpoint_dir_, samples_dir_;
   std::unique_ptr<CheckpointWriter> writer_;  // rank 0
   ParamBuffer sample_weights_;                // ranks other than 0: the EMA, lent for the grids
+  // The grids' own forward-only U-Net, built on the first grid: the training net keeps
+  // its primitives and plan for the training batch instead of rebuilding them twice
+  // per grid.
+  std::unique_ptr<UNet> sample_net_;
   HostFloats replica_scratch_;                // replica check on a device backend
 };
 

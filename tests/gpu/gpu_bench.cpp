@@ -93,7 +93,7 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
   const int R = cfg.model.resolution;
   const int64_t per_example = int64_t{R} * R * cfg.model.out_ch;
   std::vector<float> out(static_cast<size_t>(N * per_example));
-  model.net.prepare(ops, N);
+  model.net.prepare(ops, N, /*forward_only=*/true);  // as the sampler prepares it: no rebuild inside the timing
   ops.synchronize();
   const double t0 = now_seconds();
   int steps_run = 0;
