@@ -231,16 +231,19 @@ int64_t AttnBlock::macs() const {
 
 // --- Downsample / Upsample / Concat ----------------------------------------------------
 
-Downsample::Downsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind)
-    : ch_(ch), H_(H), W_(W), with_conv_(kind == Resample::kWithConv) {
+ResampleNode::ResampleNode(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind,
+                           int conv_scale, bool strided)
+    : ch_(ch), H_(H), W_(W), conv_scale_(conv_scale), with_conv_(kind == Resample::kWithConv) {
   if (!with_conv_) return;
-  conv_.geometry.as_downsample();
+  if (strided) conv_.geometry.as_downsample();
   conv_.add(layout, prefix + ".conv", ch, ch, InitKind::kWeight);
 }
 
-void Downsample::build(Ops& ops, int N) {
-  if (with_conv_) conv_.build(ops, N, H_, W_);
+void ResampleNode::build(Ops& ops, int N) {
+  if (with_conv_) conv_.build(ops, N, conv_scale_ * H_, conv_scale_ * W_);
 }
+
+int64_t ResampleNode::macs() const { return with_conv_ ? conv_.macs(conv_scale_ * H_, conv_scale_ * W_) : 0; }
 
 void Downsample::forward(const Pass& ps, float* out, Span<const float*> in) {
   x_ = in[0];
@@ -257,17 +260,6 @@ void Downsample::backward(const Pass& ps, Span<InputGrad> din, const float* dout
   } else {
     ps.ops->avgpool2x_backward(din[0].data, accumulates(din[0].write), dout, ps.N, H_, W_, ch_);
   }
-}
-
-int64_t Downsample::macs() const { return with_conv_ ? conv_.macs(H_, W_) : 0; }
-
-Upsample::Upsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind)
-    : ch_(ch), H_(H), W_(W), with_conv_(kind == Resample::kWithConv) {
-  if (with_conv_) conv_.add(layout, prefix + ".conv", ch, ch, InitKind::kWeight);
-}
-
-void Upsample::build(Ops& ops, int N) {
-  if (with_conv_) conv_.build(ops, N, 2 * H_, 2 * W_);
 }
 
 void Upsample::plan(Arena& arena, int N, bool with_backward) {
@@ -295,8 +287,6 @@ void Upsample::backward(const Pass& ps, Span<InputGrad> din, const float* dout) 
   conv_.backward(ps, dup_, GradWrite::kAssign, dout, up_);
   ps.ops->upsample2x_backward(din[0].data, dup_, ps.N, H_, W_, ch_);
 }
-
-int64_t Upsample::macs() const { return with_conv_ ? conv_.macs(2 * H_, 2 * W_) : 0; }
 
 void Concat::forward(const Pass& ps, float* out, Span<const float*> in) {
   ps.ops->concat_channels(out, in[0], in[1], static_cast<int64_t>(ps.N) * HW_, a_ch_, b_ch_);

@@ -124,39 +124,46 @@ class AttnBlock : public Node {
 // Whether the resampling blocks carry a 3x3 convolution (resamp_with_conv).
 enum class Resample { kWithConv, kWithoutConv };
 
-// Halves the resolution: pad (0,1,0,1) + 3x3 stride-2 conv, or 2x2 average pool.
-class Downsample : public Node {
+// What the two resampling nodes share: the optional 3x3 convolution (its primitives,
+// MACs and parameters), applied to the input scaled by conv_scale (1: the input itself,
+// 2: its nearest-neighbour upsampling).
+class ResampleNode : public Node {
  public:
-  Downsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind);
   void build(Ops& ops, int N) override;
-  void forward(const Pass& ps, float* out, Span<const float*> in) override;
-  void backward(const Pass& ps, Span<InputGrad> din, const float* dout) override;
   int64_t macs() const override;
   int64_t first_param() const override { return conv_.w; }  // -1 without parameters
 
- private:
-  int ch_, H_, W_;
+ protected:
+  ResampleNode(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind, int conv_scale,
+               bool strided);
+  int ch_, H_, W_, conv_scale_;
   bool with_conv_;
   ConvLayer conv_;
+};
+
+// Halves the resolution: pad (0,1,0,1) + 3x3 stride-2 conv, or 2x2 average pool.
+class Downsample : public ResampleNode {
+ public:
+  Downsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind)
+      : ResampleNode(layout, prefix, ch, H, W, kind, 1, /*strided=*/true) {}
+  void forward(const Pass& ps, float* out, Span<const float*> in) override;
+  void backward(const Pass& ps, Span<InputGrad> din, const float* dout) override;
+
+ private:
   const float* x_ = nullptr;
 };
 
 // Doubles the resolution: nearest x2, then a 3x3 conv with Resample::kWithConv. The
 // nearest-neighbour backward assigns, so its input must have no other reader.
-class Upsample : public Node {
+class Upsample : public ResampleNode {
  public:
-  Upsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind);
-  void build(Ops& ops, int N) override;
+  Upsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind)
+      : ResampleNode(layout, prefix, ch, H, W, kind, 2, /*strided=*/false) {}
   void plan(Arena& arena, int N, bool with_backward) override;
   void forward(const Pass& ps, float* out, Span<const float*> in) override;
   void backward(const Pass& ps, Span<InputGrad> din, const float* dout) override;
-  int64_t macs() const override;
-  int64_t first_param() const override { return conv_.w; }  // -1 without parameters
 
  private:
-  int ch_, H_, W_;
-  bool with_conv_;
-  ConvLayer conv_;
   float* up_ = nullptr;   // nearest x2 of the input (the conv's input)
   float* dup_ = nullptr;  // backward temporary
 };
