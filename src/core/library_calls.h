@@ -1,6 +1,6 @@
 // Marks the stretches a thread spends inside a third-party library that allocates on
-// the heap by itself: oneDNN's primitive execution (its execution context, ~6 small
-// allocations a call in 2.6) and HDF5's reads (its selections and I/O buffers). ddpm
+// the heap by itself: oneDNN's primitive execution (2.6 builds an execution context,
+// a map of the arguments, on every call) and HDF5's reads (I/O state). ddpm
 // cannot remove those; the marks let tests/mpi/test_step_allocations tell them from
 // ddpm's own allocations, which a training step must not make. A mark costs an
 // increment of a thread-local and a relaxed atomic.
