@@ -255,10 +255,11 @@ void Diffusion::check_timesteps(const int* t, int N) const {
 void Diffusion::q_sample(float* x_t, const float* x0, const float* noise, const int* t, int N,
                          int64_t per_example) const {
   check_timesteps(t, N);
-  std::vector<QSampleCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = q_sample_coefs(tables_, t[n]);
-  for_each_element(N, per_example,
-                   [&](int n, int64_t i) { x_t[i] = static_cast<float>(q_sample_element(c[n], x0[i], noise[i])); });
+  // The coefficients are two table reads: taken per element, so a training step
+  // allocates no per-example array.
+  for_each_element(N, per_example, [&](int n, int64_t i) {
+    x_t[i] = static_cast<float>(q_sample_element(q_sample_coefs(tables_, t[n]), x0[i], noise[i]));
+  });
 }
 
 void Diffusion::q_mean_variance(float* mean, double* variance, double* log_variance, const float* x0, const int* t,
@@ -467,18 +468,17 @@ void vb_terms(const Diffusion& d, double* terms, float* grad, float* pred_xstart
               const float* model_out, const float* x0, const float* x_t, const int* t, int N, int64_t per_example,
               bool clip, double grad_weight) {
   const DiffusionTables& tb = d.tables();
-  std::vector<VbExample> ex(N);
-  for (int n = 0; n < N; ++n) {
-    ex[n].reverse = reverse_coefs(tb, d.mean_type(), t[n]);
-    ex[n].true_mean_from_x0 = tb.posterior_mean_coef1[t[n]];
-    ex[n].true_mean_from_xt = tb.posterior_mean_coef2[t[n]];
-    ex[n].true_log_var = tb.posterior_log_variance_clipped[t[n]];
-    ex[n].model_log_var = tb.model_log_variance[t[n]];
-    ex[n].decoder = t[n] == 0;
-  }
+  // Each example's coefficients in its own iteration: no per-example array to allocate.
   for_each_example(N, [&](int n) {
+    VbExample ex;
+    ex.reverse = reverse_coefs(tb, d.mean_type(), t[n]);
+    ex.true_mean_from_x0 = tb.posterior_mean_coef1[t[n]];
+    ex.true_mean_from_xt = tb.posterior_mean_coef2[t[n]];
+    ex.true_log_var = tb.posterior_log_variance_clipped[t[n]];
+    ex.model_log_var = tb.model_log_variance[t[n]];
+    ex.decoder = t[n] == 0;
     const int64_t off = static_cast<int64_t>(n) * per_example;
-    terms[n] = vb_example(ex[n], grad ? grad + off : nullptr, pred_xstart ? pred_xstart + off : nullptr,
+    terms[n] = vb_example(ex, grad ? grad + off : nullptr, pred_xstart ? pred_xstart + off : nullptr,
                           xstart_mse ? xstart_mse + n : nullptr, model_out + off, x0 + off, x_t + off, per_example,
                           clip, grad_weight);
   });

@@ -59,9 +59,14 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  // This rank's part of the next global batch. Errors met by the prefetch thread (a
-  // corrupt image, a vanished shard) are thrown here, as InputError naming the shard and
-  // image; after one, every call throws it again.
+  // This rank's part of the next global batch, into `batch`: its pixel storage is
+  // swapped with a prefetched buffer's, and its old storage goes back to the loader to
+  // be filled again, so a caller that keeps one Batch allocates nothing once every
+  // buffer has reached full size. Errors met by the prefetch thread (a corrupt image, a
+  // vanished shard) are thrown here, as InputError naming the shard and image; after
+  // one, every call throws it again.
+  void next(Batch& batch);
+  // The same into a new Batch (allocates: for callers outside the training step).
   Batch next();
   const DatasetInfo& info() const;
 

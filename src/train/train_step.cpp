@@ -59,7 +59,8 @@ StepResult TrainStep::run(TrainState& state) {
   auto enter = [&](const WatchPhase& p) { run_.watchdog.enter(p, iteration); };
 
   enter(phase::kData);
-  const data::Batch batch = loader_.next();
+  loader_.next(batch_);
+  const data::Batch& batch = batch_;
   const auto first = static_cast<uint32_t>(batch.first_global_example);
 
   enter(phase::kForward);

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/buffer.h"
+#include "data/loader.h"
 #include "train/run_context.h"
 #include "train/checkpoint.h"
 
@@ -19,9 +20,6 @@ namespace ddpm {
 class GradientAllReduce;
 class Optimizer;
 class StepHook;
-namespace data {
-class Loader;
-}
 
 // Per-step values every rank contributes to one all-reduce: the loss, the loss by t
 // quartile, whether this rank saw a NaN/Inf loss or gradient, and how many ranks got a
@@ -67,6 +65,7 @@ class TrainStep {
   std::vector<int> t_;
   std::vector<float> t_float_;
   std::vector<double> losses_;
+  data::Batch batch_;  // refilled by the loader each step: its buffers circulate, none is allocated
 };
 
 }  // namespace ddpm

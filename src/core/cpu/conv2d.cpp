@@ -3,7 +3,8 @@
 // blocked layouts here), weights use `format_tag::any` and are reordered from the
 // OIHW parameter buffer only when the weights change (a new version or pointer). The
 // memory objects and argument maps are built with the primitives and only re-pointed
-// per call, so a call allocates nothing in ddpm. Descriptor construction, the part of
+// per call, so a call allocates nothing in ddpm (oneDNN's own execution context does:
+// CpuOps::run_primitive marks it as the library's). Descriptor construction, the part of
 // oneDNN's API that changed in 3.x, is in dnnl_compat.h.
 #include <dnnl.hpp>
 
@@ -20,7 +21,7 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-using Args = std::unordered_map<int, memory>;
+using Args = CpuOps::PrimitiveArgs;
 
 class CpuConv2d final : public Conv2d {
  public:
@@ -77,53 +78,56 @@ class CpuConv2d final : public Conv2d {
     bias_ = memory(bias_md_, eng, DNNL_MEMORY_NONE);
     user_w_ = memory(user_w_md_, eng, DNNL_MEMORY_NONE);
     dw_tmp_ = memory(bwd_w_pd_.diff_weights_desc(), eng, DNNL_MEMORY_NONE);
+    // Kept: dnnl.hpp's descriptor queries build a vector on every call.
+    dw_floats_ = static_cast<int64_t>(bwd_w_pd_.diff_weights_desc().get_size() / sizeof(float));
     scratchpad_ = memory(memory::desc({static_cast<memory::dim>(scratchpad_bytes_)}, dt::u8, tag::x), eng,
                          DNNL_MEMORY_NONE);
-    fwd_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, w_fwd_}, {DNNL_ARG_BIAS, bias_}, {DNNL_ARG_DST, dst_},
-                 {DNNL_ARG_SCRATCHPAD, scratchpad_}};
-    bwd_data_args_ = {{DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_WEIGHTS, w_bwd_}, {DNNL_ARG_DIFF_SRC, src_},
-                      {DNNL_ARG_SCRATCHPAD, scratchpad_}};
-    bwd_w_args_ = {{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_DIFF_WEIGHTS, dw_tmp_},
-                   {DNNL_ARG_DIFF_BIAS, bias_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}};
+    fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, w_fwd_}, {DNNL_ARG_BIAS, bias_},
+                                        {DNNL_ARG_DST, dst_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    bwd_data_args_ = CpuOps::primitive_args({{DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_WEIGHTS, w_bwd_},
+                                             {DNNL_ARG_DIFF_SRC, src_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    bwd_w_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_},
+                                          {DNNL_ARG_DIFF_WEIGHTS, dw_tmp_}, {DNNL_ARG_DIFF_BIAS, bias_},
+                                          {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    reorder_w_fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_fwd_}});
+    reorder_w_bwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_bwd_}});
+    reorder_dw_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, dw_tmp_}, {DNNL_ARG_TO, user_w_}});
   }
 
   void forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
                uint64_t w_version) override {
-    refresh(w, w_version, &fwd_key_, reorder_w_fwd_, w_fwd_);
+    refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
     src_.set_data_handle(const_cast<float*>(in));
     bias_.set_data_handle(const_cast<float*>(b));
     dst_.set_data_handle(out);
     point_scratchpad();
-    (accumulate ? fwd_acc_ : fwd_).execute(ops_.stream(), fwd_args_);
-    ops_.stream().wait();
+    ops_.run_primitive(accumulate ? fwd_acc_ : fwd_, fwd_args_);
   }
 
   void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in, const float* w,
                 uint64_t w_version) override {
     dst_.set_data_handle(const_cast<float*>(dout));  // the primitives' diff_dst
     if (din != nullptr) {
-      if (reorder_w_bwd_) refresh(w, w_version, &bwd_key_, reorder_w_bwd_, w_bwd_);
-      else refresh(w, w_version, &fwd_key_, reorder_w_fwd_, w_fwd_);
+      if (reorder_w_bwd_) refresh(w, w_version, &bwd_key_, reorder_w_bwd_, reorder_w_bwd_args_);
+      else refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
       const int64_t n_in = static_cast<int64_t>(spec_.N) * spec_.H * spec_.W * spec_.C;
       float* target = accumulate ? ops_.scratch_as<float>(kSlotConvOut, n_in) : din;
       src_.set_data_handle(target);  // the primitive's diff_src
       point_scratchpad();
-      bwd_data_.execute(ops_.stream(), bwd_data_args_);
-      ops_.stream().wait();
+      ops_.run_primitive(bwd_data_, bwd_data_args_);
       if (accumulate) ops_.add_inplace(din, target, n_in);
     }
     // dw and db into scratch (dw in oneDNN's layout), then added to the OIHW gradients.
-    const int64_t n_w = static_cast<int64_t>(bwd_w_pd_.diff_weights_desc().get_size() / sizeof(float));
+    const int64_t n_w = dw_floats_;
     float* dw_tmp = ops_.scratch_as<float>(kSlotConvOut, n_w + spec_.O);
     float* db_tmp = dw_tmp + n_w;
     src_.set_data_handle(const_cast<float*>(in));
     dw_tmp_.set_data_handle(dw_tmp);
     bias_.set_data_handle(db_tmp);  // the primitive's diff_bias
     point_scratchpad();
-    bwd_w_.execute(ops_.stream(), bwd_w_args_);
+    ops_.run_primitive(bwd_w_, bwd_w_args_);
     user_w_.set_data_handle(dw);
-    reorder_dw_.execute(ops_.stream(), dw_tmp_, user_w_);
-    ops_.stream().wait();
+    ops_.run_primitive(reorder_dw_, reorder_dw_args_);
     for (int o = 0; o < spec_.O; ++o) db[o] += db_tmp[o];
   }
 
@@ -134,11 +138,10 @@ class CpuConv2d final : public Conv2d {
   };
 
   // Reorders OIHW weights into the primitive's layout unless they are already there.
-  void refresh(const float* w, uint64_t version, WeightsKey* key, dnnl::reorder& reorder, memory& dst) {
+  void refresh(const float* w, uint64_t version, WeightsKey* key, const dnnl::reorder& reorder, const Args& args) {
     if (key->ptr == w && key->version == version) return;
     user_w_.set_data_handle(const_cast<float*>(w));
-    reorder.execute(ops_.stream(), user_w_, dst);
-    ops_.stream().wait();
+    ops_.run_primitive(reorder, args);
     key->ptr = w;
     key->version = version;
   }
@@ -156,10 +159,11 @@ class CpuConv2d final : public Conv2d {
   dnnl::convolution_backward_weights bwd_w_;
   memory w_fwd_, w_bwd_;
   memory src_, dst_, bias_, user_w_, dw_tmp_, scratchpad_;  // re-pointed per call
-  Args fwd_args_, bwd_data_args_, bwd_w_args_;
+  Args fwd_args_, bwd_data_args_, bwd_w_args_, reorder_w_fwd_args_, reorder_w_bwd_args_, reorder_dw_args_;
   dnnl::reorder reorder_w_fwd_, reorder_w_bwd_, reorder_dw_;
   WeightsKey fwd_key_, bwd_key_;
   size_t scratchpad_bytes_ = 0;
+  int64_t dw_floats_ = 0;  // dw in oneDNN's layout
 };
 
 }  // namespace

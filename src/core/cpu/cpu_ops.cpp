@@ -6,6 +6,7 @@
 #include <cstring>
 
 #include "core/common.h"
+#include "core/library_calls.h"
 #include "core/params.h"
 
 namespace ddpm {
@@ -28,6 +29,20 @@ CpuOps::~CpuOps() {
 }
 
 std::unique_ptr<Ops> make_cpu_ops(int threads) { return std::make_unique<CpuOps>(threads); }
+
+CpuOps::PrimitiveArgs CpuOps::primitive_args(const std::unordered_map<int, dnnl::memory>& args) {
+  PrimitiveArgs c_args;
+  for (const auto& [kind, mem] : args) c_args.push_back({kind, mem.get()});
+  return c_args;
+}
+
+void CpuOps::run_primitive(const dnnl::primitive& p, const PrimitiveArgs& args) {
+  const LibraryCall in_onednn(Library::kOneDnn);
+  dnnl::error::wrap_c_api(
+      dnnl_primitive_execute(p.get(), stream_.get(), static_cast<int>(args.size()), args.data()),
+      "could not execute a primitive");
+  stream_.wait();
+}
 
 float* CpuOps::alloc(int64_t n) { return alloc_host_floats(n).release(); }
 

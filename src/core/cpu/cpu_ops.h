@@ -71,7 +71,14 @@ class CpuOps final : public Ops {
   ~CpuOps() override;
 
   dnnl::engine& engine() { return engine_; }
-  dnnl::stream& stream() { return stream_; }
+  // A primitive's arguments as oneDNN's C API takes them, built once with the primitive
+  // (its memory objects are only re-pointed per call, so the handles stay valid):
+  // dnnl.hpp's execute would copy its argument map into a new vector on every call.
+  using PrimitiveArgs = std::vector<dnnl_exec_arg_t>;
+  static PrimitiveArgs primitive_args(const std::unordered_map<int, dnnl::memory>& args);
+  // Runs p on the backend's stream and waits for it, marked as a call into oneDNN
+  // (core/library_calls.h).
+  void run_primitive(const dnnl::primitive& p, const PrimitiveArgs& args);
   // Scratch slot `slot` (core/scratch_slots.h) of at least `bytes` bytes, 64-byte
   // aligned: grows to the largest request, never shrinks. Valid until the next request
   // of the same slot.
@@ -100,7 +107,7 @@ class CpuOps final : public Ops {
     dnnl::matmul primitive;
     dnnl::memory a, b, c, scratchpad;
     size_t scratchpad_bytes = 0;
-    std::unordered_map<int, dnnl::memory> args;
+    PrimitiveArgs args;
   };
 
   dnnl::engine engine_;

@@ -1,6 +1,6 @@
 // Every oneDNN call that depends on the library's major version, in one place. ddpm
 // builds against oneDNN 2.6 (Debian 12); the rest of src/core/cpu uses only what 2.x and
-// 3.x share (memory, memory::desc, post_ops, reorder, execute, DNNL_ARG_*).
+// 3.x share (memory, memory::desc, post_ops, reorder, dnnl_primitive_execute, DNNL_ARG_*).
 //
 // Porting to oneDNN 3.x changes only this file:
 //  - The op descriptors (convolution_forward::desc, ..., matmul::desc) are gone: each

@@ -42,7 +42,7 @@ CpuOps::Matmul::Matmul(const dnnl::engine& eng, const GemmShape& s) {
   c = memory(c_md, eng, DNNL_MEMORY_NONE);
   scratchpad_bytes = pd.scratchpad_desc().get_size();
   scratchpad = memory(pd.scratchpad_desc(), eng, DNNL_MEMORY_NONE);
-  args = {{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, scratchpad}};
+  args = primitive_args({{DNNL_ARG_SRC, a}, {DNNL_ARG_WEIGHTS, b}, {DNNL_ARG_DST, c}, {DNNL_ARG_SCRATCHPAD, scratchpad}});
 }
 
 void CpuOps::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A,
@@ -56,8 +56,7 @@ void CpuOps::gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, f
   mm.b.set_data_handle(const_cast<float*>(B));
   mm.c.set_data_handle(C);
   mm.scratchpad.set_data_handle(scratch(kSlotWorkspace, mm.scratchpad_bytes));
-  mm.primitive.execute(stream_, mm.args);
-  stream_.wait();
+  run_primitive(mm.primitive, mm.args);
 }
 
 }  // namespace ddpm
