@@ -7,10 +7,12 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/common.h"
+#include "core/ops.h"
 #include "core/rng.h"
 #include "data/checksum.h"
 #include "data/dataset_dir.h"
@@ -51,7 +53,7 @@ struct Result {
   double raw_rate = 0, model_rate = 0;
 };
 
-// Times next() (and next() + to_model_input) for `seconds` each, after a warm-up epoch
+// Times next() (and next() + the CPU backend's images_to_model, as training converts) for `seconds` each, after a warm-up epoch
 // that brings the shards into the page cache.
 Result measure(const std::string& dir, const Case& c, double seconds) {
   data::LoaderOptions o;
@@ -64,6 +66,7 @@ Result measure(const std::string& dir, const Case& c, double seconds) {
     data::Loader warm(o);
     for (int64_t n = 0; n < c.images; n += c.batch) warm.next();
   }
+  const std::unique_ptr<Ops> cpu = make_cpu_ops();
   for (int with_conversion = 0; with_conversion < 2; ++with_conversion) {
     data::Loader loader(o);
     std::vector<float> input(static_cast<size_t>(c.batch) * c.side * c.side * 3);
@@ -73,7 +76,7 @@ Result measure(const std::string& dir, const Case& c, double seconds) {
     double elapsed = 0;
     while (elapsed < seconds) {
       const data::Batch b = loader.next();
-      if (with_conversion) data::to_model_input(b, input.data());
+      if (with_conversion) cpu->images_to_model(input.data(), b.pixels.data(), static_cast<int64_t>(b.pixels.size()));
       images += b.n;
       elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     }

@@ -8,6 +8,7 @@
 #include <memory>
 
 #include "apps/cli.h"
+#include "core/buffer.h"
 #include "core/common.h"
 #include "core/fs.h"
 #include "core/h5.h"
@@ -72,10 +73,11 @@ int cmd_eps(int argc, char** argv) {
 
   const ModelSource src = load_model_source(cli.get("checkpoint"), cli.get("run-dir"), cli.get("weights"));
   const ModelConfig& model = src.config.model;
-  const float* params = src.weights.get();
   // The backend must outlive the model: ~UNet releases its activation arena through it.
   auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
   UNet net(model);
+  ParamBuffer weights(*ops, net.layout().size());
+  weights.load(src.weights.get());
 
   const h5::File in = h5::File::open_read(in_path);
   const h5::DatasetInfo xi = in.info("x"), ti = in.info("t");
@@ -100,20 +102,18 @@ int cmd_eps(int argc, char** argv) {
   std::vector<float> eps(static_cast<size_t>(N) * out_img);
   for (int64_t start = 0; start < N; start += batch) {
     const int n = static_cast<int>(std::min(batch, N - start));
-    net.prepare(*ops, n);
-    float* x_nhwc = ops->alloc(n * in_img);
-    float* e_nhwc = ops->alloc(n * out_img);
+    net.prepare(*ops, n, /*forward_only=*/true);
+    const Buffer x_nhwc(*ops, n * in_img), e_nhwc(*ops, n * out_img);
     std::vector<float> t(n);
     for (int i = 0; i < n; ++i) t[i] = static_cast<float>(t_int[start + i]);
-    ops->nchw_to_nhwc(x_nhwc, x.data() + start * in_img, n, C, R, R);
+    ops->nchw_to_nhwc(x_nhwc.get(), x.data() + start * in_img, n, C, R, R);
     Pass ps;
     ps.ops = ops.get();
-    ps.params = params;
+    ps.params = weights.get();
+    ps.version = weights.version();
     ps.N = n;
-    net.forward(ps, e_nhwc, x_nhwc, t.data());
-    ops->nhwc_to_nchw(eps.data() + start * out_img, e_nhwc, n, model.out_ch, R, R);
-    ops->release(x_nhwc);
-    ops->release(e_nhwc);
+    net.forward(ps, e_nhwc.get(), x_nhwc.get(), t.data());
+    ops->nhwc_to_nchw(eps.data() + start * out_img, e_nhwc.get(), n, model.out_ch, R, R);
   }
 
   const std::string tmp = out_path + ".tmp";

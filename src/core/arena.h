@@ -12,6 +12,10 @@
 
 namespace ddpm {
 
+// The arena's shared slots, in one place: the temporaries of one node's backward
+// (blocks.cpp), then the gradient slots that Graph plans (graph.cpp).
+enum ArenaSlot : int { kBlockScratch0, kBlockScratch1, kBlockScratch2, kBlockScratch3, kFirstGradientSlot };
+
 class Arena {
  public:
   // Per-layer buffer of n floats (64-byte aligned). nullptr while measuring.

@@ -3,46 +3,77 @@
 #include "core/common.h"
 
 namespace ddpm {
-namespace {
-// Arena shared slots used inside one block's backward (the U-Net uses kSlotModel+).
-enum Slot { kSlot0 = 0, kSlot1 = 1, kSlot2 = 2, kSlot3 = 3 };
-}  // namespace
 
-// --- parameter handles ----------------------------------------------------------------
+// --- TimeEmbedding ---------------------------------------------------------------------
 
-void NormParams::add(ParamLayout& layout, const std::string& name, int channels) {
-  ch = channels;
-  w = layout.add(name + ".weight", {channels}, InitKind::kNormWeight);
-  b = layout.add(name + ".bias", {channels}, InitKind::kNormBias);
+TimeEmbedding::TimeEmbedding(ParamLayout& layout, int ch, int temb_ch) : ch_(ch), temb_ch_(temb_ch) {
+  dense0_.add(layout, "temb.dense.0", ch, temb_ch, LinearShape::kLinear, InitKind::kWeight);
+  dense1_.add(layout, "temb.dense.1", temb_ch, temb_ch, LinearShape::kLinear, InitKind::kWeight);
 }
 
-void LinearParams::add(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, bool as_conv1x1,
-                       InitKind init) {
-  in = in_ch;
-  out = out_ch;
-  std::vector<int64_t> shape{out_ch, in_ch};
-  if (as_conv1x1) shape = {out_ch, in_ch, 1, 1};
-  w = layout.add(name + ".weight", shape, init);
-  b = layout.add(name + ".bias", {out_ch}, InitKind::kBias);
+void TimeEmbedding::plan(Arena& arena, int N, bool with_backward) {
+  const int64_t n = static_cast<int64_t>(N) * temb_ch_;
+  for (float** p : {&emb_, &t0_, &a0_, &temb_}) *p = arena.take(n);
+  if (with_backward) {
+    dtemb_ = arena.take(n);
+    da0_ = arena.take(n);
+  }
 }
 
-void ConvLayer::add(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, InitKind init) {
-  geometry.C = in_ch;
-  geometry.O = out_ch;
-  w = layout.add(name + ".weight", {out_ch, in_ch, geometry.K, geometry.K}, init);
-  b = layout.add(name + ".bias", {out_ch}, InitKind::kBias);
+void TimeEmbedding::forward(const Pass& ps, float* out, Span<const float*> in) {
+  Ops& ops = *ps.ops;
+  const int64_t nt = static_cast<int64_t>(ps.N) * temb_ch_;
+  ops.timestep_embedding(emb_, in[0], ps.N, ch_);
+  dense0_.forward(ps, t0_, GradWrite::kAssign, emb_, ps.N);
+  ops.swish_forward(a0_, t0_, nt);
+  dense1_.forward(ps, temb_, GradWrite::kAssign, a0_, ps.N);
+  ops.swish_forward(out, temb_, nt);
 }
 
-void ConvLayer::build(Ops& ops, int N, int H, int W) {
-  ConvSpec s = geometry;
-  s.N = N, s.H = H, s.W = W;
-  if (!op || !(op->spec() == s)) op = ops.make_conv2d(s);
+void TimeEmbedding::backward(const Pass& ps, Span<InputGrad>, const float* dout) {
+  Ops& ops = *ps.ops;
+  const int64_t nt = static_cast<int64_t>(ps.N) * temb_ch_;
+  ops.swish_backward(dtemb_, dout, temb_, nt);
+  dense1_.backward(ps, da0_, GradWrite::kAssign, dtemb_, a0_, ps.N);
+  ops.swish_backward(dtemb_, da0_, t0_, nt);
+  dense0_.backward(ps, nullptr, GradWrite::kAssign, dtemb_, emb_, ps.N);  // t needs no gradient
 }
 
-int64_t ConvLayer::macs(int H, int W) const {
-  ConvSpec s = geometry;
-  s.H = H, s.W = W;
-  return static_cast<int64_t>(s.out_h()) * s.out_w() * s.O * s.C * s.K * s.K;
+// --- ConvNode / NormSwish --------------------------------------------------------------
+
+ConvNode::ConvNode(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, int H, int W, InitKind init,
+                   int kernel)
+    : H_(H), W_(W) {
+  conv_.geometry.K = kernel;
+  conv_.geometry.pad_top = conv_.geometry.pad_left = conv_.geometry.pad_bottom = conv_.geometry.pad_right = kernel / 2;
+  conv_.add(layout, name, in_ch, out_ch, init);
+}
+
+void ConvNode::forward(const Pass& ps, float* out, Span<const float*> in) {
+  x_ = in[0];
+  conv_.forward(ps, out, GradWrite::kAssign, x_);
+}
+
+void ConvNode::backward(const Pass& ps, Span<InputGrad> din, const float* dout) {
+  conv_.backward(ps, din[0].data, din[0].write, dout, x_);
+}
+
+NormSwish::NormSwish(ParamLayout& layout, const std::string& name, int ch, int H, int W) : HW_(H * W) {
+  norm_.add(layout, name, ch, Activation::kSwish);
+}
+
+void NormSwish::plan(Arena& arena, int N, bool) {
+  mean_ = arena.take(N * kGroups);
+  rstd_ = arena.take(N * kGroups);
+}
+
+void NormSwish::forward(const Pass& ps, float* out, Span<const float*> in) {
+  x_ = in[0];
+  norm_.forward(ps, out, mean_, rstd_, x_, HW_);
+}
+
+void NormSwish::backward(const Pass& ps, Span<InputGrad> din, const float* dout) {
+  norm_.backward(ps, din[0].data, din[0].write, dout, x_, mean_, rstd_, HW_);
 }
 
 // --- ResBlock --------------------------------------------------------------------------
@@ -51,12 +82,12 @@ ResBlock::ResBlock(ParamLayout& layout, const std::string& prefix, int in_ch, in
                    float dropout, uint32_t layer_id)
     : in_ch_(in_ch), out_ch_(out_ch), temb_ch_(temb_ch), H_(H), W_(W), dropout_(dropout), layer_id_(layer_id),
       has_nin_(in_ch != out_ch) {
-  norm1_.add(layout, prefix + ".norm1", in_ch);
+  norm1_.add(layout, prefix + ".norm1", in_ch, Activation::kSwish);
   conv1_.add(layout, prefix + ".conv1", in_ch, out_ch, InitKind::kWeight);
-  temb_proj_.add(layout, prefix + ".temb_proj", temb_ch, out_ch, false, InitKind::kWeight);
-  norm2_.add(layout, prefix + ".norm2", out_ch);
+  temb_proj_.add(layout, prefix + ".temb_proj", temb_ch, out_ch, LinearShape::kLinear, InitKind::kWeight);
+  norm2_.add(layout, prefix + ".norm2", out_ch, Activation::kSwish);
   conv2_.add(layout, prefix + ".conv2", out_ch, out_ch, InitKind::kZeroWeight);
-  if (has_nin_) nin_.add(layout, prefix + ".nin_shortcut", in_ch, out_ch, true, InitKind::kWeight);
+  if (has_nin_) nin_.add(layout, prefix + ".nin_shortcut", in_ch, out_ch, LinearShape::kConv1x1, InitKind::kWeight);
 }
 
 void ResBlock::build(Ops& ops, int N) {
@@ -64,7 +95,7 @@ void ResBlock::build(Ops& ops, int N) {
   conv2_.build(ops, N, H_, W_);
 }
 
-void ResBlock::plan(Arena& arena, int N) {
+void ResBlock::plan(Arena& arena, int N, bool with_backward) {
   const int64_t hw = static_cast<int64_t>(H_) * W_;
   mean1_ = arena.take(N * kGroups);
   rstd1_ = arena.take(N * kGroups);
@@ -74,10 +105,11 @@ void ResBlock::plan(Arena& arena, int N) {
   rstd2_ = arena.take(N * kGroups);
   h3_ = arena.take(N * hw * out_ch_);
   tp_ = arena.take(static_cast<int64_t>(N) * out_ch_);
-  dh3_ = arena.shared(kSlot0, N * hw * out_ch_);
-  dh2_ = arena.shared(kSlot1, N * hw * out_ch_);
-  dh1_ = arena.shared(kSlot2, N * hw * in_ch_);
-  dtp_ = arena.shared(kSlot3, static_cast<int64_t>(N) * out_ch_);
+  if (!with_backward) return;
+  dh3_ = arena.shared(kBlockScratch0, N * hw * out_ch_);
+  dh2_ = arena.shared(kBlockScratch1, N * hw * out_ch_);
+  dh1_ = arena.shared(kBlockScratch2, N * hw * in_ch_);
+  dtp_ = arena.shared(kBlockScratch3, static_cast<int64_t>(N) * out_ch_);
 }
 
 void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* temb_act) {
@@ -85,11 +117,11 @@ void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* 
   const int N = ps.N, HW = H_ * W_;
   x_ = x;
   temb_act_ = temb_act;
-  ops.groupnorm_forward(h1_, mean1_, rstd1_, x, ps.p(norm1_.w), ps.p(norm1_.b), N, HW, in_ch_, kGroups, true);
-  conv1_.op->forward(h2_, false, h1_, ps.p(conv1_.w), ps.p(conv1_.b), ps.version);
-  ops.linear_forward(tp_, false, temb_act, ps.p(temb_proj_.w), ps.p(temb_proj_.b), N, temb_ch_, out_ch_);
+  norm1_.forward(ps, h1_, mean1_, rstd1_, x, HW);
+  conv1_.forward(ps, h2_, GradWrite::kAssign, h1_);
+  temb_proj_.forward(ps, tp_, GradWrite::kAssign, temb_act, N);
   ops.add_channel_bias(h2_, tp_, N, HW, out_ch_);
-  ops.groupnorm_forward(h3_, mean2_, rstd2_, h2_, ps.p(norm2_.w), ps.p(norm2_.b), N, HW, out_ch_, kGroups, true);
+  norm2_.forward(ps, h3_, mean2_, rstd2_, h2_, HW);
   if (ps.training && dropout_ > 0) {
     DropoutKey key = ps.dropout;
     key.layer = layer_id_;
@@ -97,57 +129,56 @@ void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* 
   }
   // The skip path goes into `out` first; conv2 then adds its result in place.
   if (has_nin_) {
-    ops.linear_forward(out, false, x, ps.p(nin_.w), ps.p(nin_.b), static_cast<int64_t>(N) * HW, in_ch_, out_ch_);
+    nin_.forward(ps, out, GradWrite::kAssign, x, static_cast<int64_t>(N) * HW);
   } else {
     ops.copy(out, x, static_cast<int64_t>(N) * HW * in_ch_);
   }
-  conv2_.op->forward(out, true, h3_, ps.p(conv2_.w), ps.p(conv2_.b), ps.version);
+  conv2_.forward(ps, out, GradWrite::kAdd, h3_);
 }
 
-void ResBlock::backward(const Pass& ps, float* dx, bool accumulate, float* dtemb_act, const float* dout) {
+void ResBlock::backward(const Pass& ps, InputGrad dx, InputGrad dtemb_act, const float* dout) {
+  DDPM_CHECK(dx.data != nullptr && dtemb_act.data != nullptr, "a ResBlock's inputs always take gradients");
   Ops& ops = *ps.ops;
   const int N = ps.N, HW = H_ * W_;
   const int64_t M = static_cast<int64_t>(N) * HW;
-  conv2_.op->backward(dh3_, false, ps.g(conv2_.w), ps.g(conv2_.b), dout, h3_, ps.p(conv2_.w), ps.version);
+  conv2_.backward(ps, dh3_, GradWrite::kAssign, dout, h3_);
   if (ps.training && dropout_ > 0) {
     DropoutKey key = ps.dropout;
     key.layer = layer_id_;
     ops.dropout_apply(dh3_, dropout_, key, N, static_cast<int64_t>(HW) * out_ch_);
   }
-  ops.groupnorm_backward(dh2_, false, ps.g(norm2_.w), ps.g(norm2_.b), dh3_, h2_, mean2_, rstd2_, ps.p(norm2_.w),
-                         ps.p(norm2_.b), N, HW, out_ch_, kGroups, true);
+  norm2_.backward(ps, dh2_, GradWrite::kAssign, dh3_, h2_, mean2_, rstd2_, HW);
   ops.sum_over_hw(dtp_, dh2_, N, HW, out_ch_);
-  ops.linear_backward(dtemb_act, true, ps.g(temb_proj_.w), ps.g(temb_proj_.b), dtp_, temb_act_, ps.p(temb_proj_.w),
-                      N, temb_ch_, out_ch_);
-  conv1_.op->backward(dh1_, false, ps.g(conv1_.w), ps.g(conv1_.b), dh2_, h1_, ps.p(conv1_.w), ps.version);
+  temb_proj_.backward(ps, dtemb_act.data, dtemb_act.write, dtp_, temb_act_, N);
+  conv1_.backward(ps, dh1_, GradWrite::kAssign, dh2_, h1_);
+  // dx = the skip path's gradient, then the residual branch's is added through norm1.
   if (has_nin_) {
-    ops.linear_backward(dx, accumulate, ps.g(nin_.w), ps.g(nin_.b), dout, x_, ps.p(nin_.w), M, in_ch_, out_ch_);
-  } else if (accumulate) {
-    ops.add_inplace(dx, dout, M * in_ch_);
+    nin_.backward(ps, dx.data, dx.write, dout, x_, M);
+  } else if (accumulates(dx.write)) {
+    ops.add_inplace(dx.data, dout, M * in_ch_);
   } else {
-    ops.copy(dx, dout, M * in_ch_);
+    ops.copy(dx.data, dout, M * in_ch_);
   }
-  ops.groupnorm_backward(dx, true, ps.g(norm1_.w), ps.g(norm1_.b), dh1_, x_, mean1_, rstd1_, ps.p(norm1_.w),
-                         ps.p(norm1_.b), N, HW, in_ch_, kGroups, true);
+  norm1_.backward(ps, dx.data, GradWrite::kAdd, dh1_, x_, mean1_, rstd1_, HW);
 }
 
 int64_t ResBlock::macs() const {
-  int64_t m = conv1_.macs(H_, W_) + conv2_.macs(H_, W_) + static_cast<int64_t>(temb_ch_) * out_ch_;
-  if (has_nin_) m += static_cast<int64_t>(H_) * W_ * in_ch_ * out_ch_;
+  int64_t m = conv1_.macs(H_, W_) + conv2_.macs(H_, W_) + temb_proj_.macs(1);
+  if (has_nin_) m += nin_.macs(static_cast<int64_t>(H_) * W_);
   return m;
 }
 
 // --- AttnBlock -------------------------------------------------------------------------
 
 AttnBlock::AttnBlock(ParamLayout& layout, const std::string& prefix, int ch, int H, int W) : ch_(ch), L_(H * W) {
-  norm_.add(layout, prefix + ".norm", ch);
-  q_.add(layout, prefix + ".q", ch, ch, true, InitKind::kWeight);
-  k_.add(layout, prefix + ".k", ch, ch, true, InitKind::kWeight);
-  v_.add(layout, prefix + ".v", ch, ch, true, InitKind::kWeight);
-  proj_out_.add(layout, prefix + ".proj_out", ch, ch, true, InitKind::kZeroWeight);
+  norm_.add(layout, prefix + ".norm", ch, Activation::kNone);
+  q_.add(layout, prefix + ".q", ch, ch, LinearShape::kConv1x1, InitKind::kWeight);
+  k_.add(layout, prefix + ".k", ch, ch, LinearShape::kConv1x1, InitKind::kWeight);
+  v_.add(layout, prefix + ".v", ch, ch, LinearShape::kConv1x1, InitKind::kWeight);
+  proj_out_.add(layout, prefix + ".proj_out", ch, ch, LinearShape::kConv1x1, InitKind::kZeroWeight);
 }
 
-void AttnBlock::plan(Arena& arena, int N) {
+void AttnBlock::plan(Arena& arena, int N, bool with_backward) {
   const int64_t act = static_cast<int64_t>(N) * L_ * ch_;
   mean_ = arena.take(N * kGroups);
   rstd_ = arena.take(N * kGroups);
@@ -157,115 +188,114 @@ void AttnBlock::plan(Arena& arena, int N) {
   v_act_ = arena.take(act);
   p_ = arena.take(static_cast<int64_t>(N) * L_ * L_);
   a_ = arena.take(act);
-  da_ = arena.shared(kSlot0, act);
-  dq_ = arena.shared(kSlot1, act);
-  dk_ = arena.shared(kSlot2, act);
-  dv_ = arena.shared(kSlot3, act);
+  if (!with_backward) return;
+  da_ = arena.shared(kBlockScratch0, act);
+  dq_ = arena.shared(kBlockScratch1, act);
+  dk_ = arena.shared(kBlockScratch2, act);
+  dv_ = arena.shared(kBlockScratch3, act);
 }
 
 void AttnBlock::forward(const Pass& ps, float* out, const float* x) {
-  Ops& ops = *ps.ops;
-  const int N = ps.N;
-  const int64_t M = static_cast<int64_t>(N) * L_;
+  const int64_t M = static_cast<int64_t>(ps.N) * L_;
   x_ = x;
-  ops.groupnorm_forward(hn_, mean_, rstd_, x, ps.p(norm_.w), ps.p(norm_.b), N, L_, ch_, kGroups, false);
-  ops.linear_forward(q_act_, false, hn_, ps.p(q_.w), ps.p(q_.b), M, ch_, ch_);
-  ops.linear_forward(k_act_, false, hn_, ps.p(k_.w), ps.p(k_.b), M, ch_, ch_);
-  ops.linear_forward(v_act_, false, hn_, ps.p(v_.w), ps.p(v_.b), M, ch_, ch_);
-  ops.attention_forward(a_, p_, q_act_, k_act_, v_act_, N, L_, ch_);
-  ops.copy(out, x, M * ch_);
-  ops.linear_forward(out, true, a_, ps.p(proj_out_.w), ps.p(proj_out_.b), M, ch_, ch_);
+  norm_.forward(ps, hn_, mean_, rstd_, x, L_);
+  q_.forward(ps, q_act_, GradWrite::kAssign, hn_, M);
+  k_.forward(ps, k_act_, GradWrite::kAssign, hn_, M);
+  v_.forward(ps, v_act_, GradWrite::kAssign, hn_, M);
+  ps.ops->attention_forward(a_, p_, q_act_, k_act_, v_act_, ps.N, L_, ch_);
+  ps.ops->copy(out, x, M * ch_);
+  proj_out_.forward(ps, out, GradWrite::kAdd, a_, M);
 }
 
-void AttnBlock::backward(const Pass& ps, float* dx, bool accumulate, const float* dout) {
+void AttnBlock::backward(const Pass& ps, InputGrad dx, const float* dout) {
+  DDPM_CHECK(dx.data != nullptr, "an AttnBlock's input always takes a gradient");
   Ops& ops = *ps.ops;
-  const int N = ps.N;
-  const int64_t M = static_cast<int64_t>(N) * L_;
-  ops.linear_backward(da_, false, ps.g(proj_out_.w), ps.g(proj_out_.b), dout, a_, ps.p(proj_out_.w), M, ch_, ch_);
-  ops.attention_backward(dq_, dk_, dv_, da_, p_, q_act_, k_act_, v_act_, N, L_, ch_);
+  const int64_t M = static_cast<int64_t>(ps.N) * L_;
+  proj_out_.backward(ps, da_, GradWrite::kAssign, dout, a_, M);
+  ops.attention_backward(dq_, dk_, dv_, da_, p_, q_act_, k_act_, v_act_, ps.N, L_, ch_);
   float* dhn = da_;  // da is dead now
-  ops.linear_backward(dhn, false, ps.g(q_.w), ps.g(q_.b), dq_, hn_, ps.p(q_.w), M, ch_, ch_);
-  ops.linear_backward(dhn, true, ps.g(k_.w), ps.g(k_.b), dk_, hn_, ps.p(k_.w), M, ch_, ch_);
-  ops.linear_backward(dhn, true, ps.g(v_.w), ps.g(v_.b), dv_, hn_, ps.p(v_.w), M, ch_, ch_);
-  if (accumulate) {
-    ops.add_inplace(dx, dout, M * ch_);
+  q_.backward(ps, dhn, GradWrite::kAssign, dq_, hn_, M);
+  k_.backward(ps, dhn, GradWrite::kAdd, dk_, hn_, M);
+  v_.backward(ps, dhn, GradWrite::kAdd, dv_, hn_, M);
+  if (accumulates(dx.write)) {
+    ops.add_inplace(dx.data, dout, M * ch_);
   } else {
-    ops.copy(dx, dout, M * ch_);
+    ops.copy(dx.data, dout, M * ch_);
   }
-  ops.groupnorm_backward(dx, true, ps.g(norm_.w), ps.g(norm_.b), dhn, x_, mean_, rstd_, ps.p(norm_.w), ps.p(norm_.b),
-                         N, L_, ch_, kGroups, false);
+  norm_.backward(ps, dx.data, GradWrite::kAdd, dhn, x_, mean_, rstd_, L_);
 }
 
 int64_t AttnBlock::macs() const {
   return 4 * static_cast<int64_t>(L_) * ch_ * ch_ + 2 * static_cast<int64_t>(L_) * L_ * ch_;
 }
 
-// --- Downsample / Upsample -------------------------------------------------------------
+// --- Downsample / Upsample / Concat ----------------------------------------------------
 
-Downsample::Downsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, bool with_conv)
-    : ch_(ch), H_(H), W_(W), with_conv_(with_conv) {
-  if (!with_conv) return;
-  conv_.geometry.as_downsample();
+ResampleNode::ResampleNode(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind,
+                           int conv_scale, bool strided)
+    : ch_(ch), H_(H), W_(W), conv_scale_(conv_scale), with_conv_(kind == Resample::kWithConv) {
+  if (!with_conv_) return;
+  if (strided) conv_.geometry.as_downsample();
   conv_.add(layout, prefix + ".conv", ch, ch, InitKind::kWeight);
 }
 
-void Downsample::build(Ops& ops, int N) {
-  if (with_conv_) conv_.build(ops, N, H_, W_);
+void ResampleNode::build(Ops& ops, int N) {
+  if (with_conv_) conv_.build(ops, N, conv_scale_ * H_, conv_scale_ * W_);
 }
 
-void Downsample::forward(const Pass& ps, float* out, const float* x) {
-  x_ = x;
+int64_t ResampleNode::macs() const { return with_conv_ ? conv_.macs(conv_scale_ * H_, conv_scale_ * W_) : 0; }
+
+void Downsample::forward(const Pass& ps, float* out, Span<const float*> in) {
+  x_ = in[0];
   if (with_conv_) {
-    conv_.op->forward(out, false, x, ps.p(conv_.w), ps.p(conv_.b), ps.version);
+    conv_.forward(ps, out, GradWrite::kAssign, x_);
   } else {
-    ps.ops->avgpool2x_forward(out, x, ps.N, H_, W_, ch_);
+    ps.ops->avgpool2x_forward(out, x_, ps.N, H_, W_, ch_);
   }
 }
 
-void Downsample::backward(const Pass& ps, float* dx, bool accumulate, const float* dout) {
+void Downsample::backward(const Pass& ps, Span<InputGrad> din, const float* dout) {
   if (with_conv_) {
-    conv_.op->backward(dx, accumulate, ps.g(conv_.w), ps.g(conv_.b), dout, x_, ps.p(conv_.w), ps.version);
+    conv_.backward(ps, din[0].data, din[0].write, dout, x_);
   } else {
-    ps.ops->avgpool2x_backward(dx, accumulate, dout, ps.N, H_, W_, ch_);
+    ps.ops->avgpool2x_backward(din[0].data, accumulates(din[0].write), dout, ps.N, H_, W_, ch_);
   }
 }
 
-int64_t Downsample::macs() const { return with_conv_ ? conv_.macs(H_, W_) : 0; }
-
-Upsample::Upsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, bool with_conv)
-    : ch_(ch), H_(H), W_(W), with_conv_(with_conv) {
-  if (with_conv) conv_.add(layout, prefix + ".conv", ch, ch, InitKind::kWeight);
-}
-
-void Upsample::build(Ops& ops, int N) {
-  if (with_conv_) conv_.build(ops, N, 2 * H_, 2 * W_);
-}
-
-void Upsample::plan(Arena& arena, int N) {
+void Upsample::plan(Arena& arena, int N, bool with_backward) {
   if (!with_conv_) return;
   const int64_t n = static_cast<int64_t>(N) * 4 * H_ * W_ * ch_;
   up_ = arena.take(n);
-  dup_ = arena.shared(kSlot0, n);
+  if (with_backward) dup_ = arena.shared(kBlockScratch0, n);
 }
 
-void Upsample::forward(const Pass& ps, float* out, const float* x) {
+void Upsample::forward(const Pass& ps, float* out, Span<const float*> in) {
   if (!with_conv_) {
-    ps.ops->upsample2x_forward(out, x, ps.N, H_, W_, ch_);
+    ps.ops->upsample2x_forward(out, in[0], ps.N, H_, W_, ch_);
     return;
   }
-  ps.ops->upsample2x_forward(up_, x, ps.N, H_, W_, ch_);
-  conv_.op->forward(out, false, up_, ps.p(conv_.w), ps.p(conv_.b), ps.version);
+  ps.ops->upsample2x_forward(up_, in[0], ps.N, H_, W_, ch_);
+  conv_.forward(ps, out, GradWrite::kAssign, up_);
 }
 
-void Upsample::backward(const Pass& ps, float* dx, const float* dout) {
+void Upsample::backward(const Pass& ps, Span<InputGrad> din, const float* dout) {
+  DDPM_CHECK(din[0].write == GradWrite::kAssign, "an Upsample's input must have no other reader");
   if (!with_conv_) {
-    ps.ops->upsample2x_backward(dx, dout, ps.N, H_, W_, ch_);
+    ps.ops->upsample2x_backward(din[0].data, dout, ps.N, H_, W_, ch_);
     return;
   }
-  conv_.op->backward(dup_, false, ps.g(conv_.w), ps.g(conv_.b), dout, up_, ps.p(conv_.w), ps.version);
-  ps.ops->upsample2x_backward(dx, dup_, ps.N, H_, W_, ch_);
+  conv_.backward(ps, dup_, GradWrite::kAssign, dout, up_);
+  ps.ops->upsample2x_backward(din[0].data, dup_, ps.N, H_, W_, ch_);
 }
 
-int64_t Upsample::macs() const { return with_conv_ ? conv_.macs(2 * H_, 2 * W_) : 0; }
+void Concat::forward(const Pass& ps, float* out, Span<const float*> in) {
+  ps.ops->concat_channels(out, in[0], in[1], static_cast<int64_t>(ps.N) * HW_, a_ch_, b_ch_);
+}
+
+void Concat::backward(const Pass& ps, Span<InputGrad> din, const float* dout) {
+  DDPM_CHECK(din[0].write == GradWrite::kAssign && din[1].write == GradWrite::kAssign,
+             "a Concat's inputs must have no later reader");
+  ps.ops->split_channels(din[0].data, din[1].data, dout, static_cast<int64_t>(ps.N) * HW_, a_ch_, b_ch_);
+}
 
 }  // namespace ddpm

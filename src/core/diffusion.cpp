@@ -51,23 +51,8 @@ double cosine_alpha_bar(double s) {
 }
 
 // --- elementwise formulas -------------------------------------------------------------
-
-struct ReverseElement {
-  double xstart;      // x̂_0, clipped when asked
-  double mean;        // μ_θ
-  double dmean_dout;  // ∂μ_θ / ∂out, for the loss gradients
-};
-
-ReverseElement reverse_element(const ReverseCoefs& c, double out, double x_t, bool clip) {
-  double xstart = c.xstart_from_xt * x_t + c.xstart_from_out * out;
-  double dxstart_dout = c.xstart_from_out;
-  if (clip && (xstart < -1.0 || xstart > 1.0)) {  // tf.clip_by_value: no gradient outside
-    xstart = xstart < -1.0 ? -1.0 : 1.0;
-    dxstart_dout = 0.0;
-  }
-  if (c.mean_is_output) return {xstart, out, 1.0};
-  return {xstart, c.mean_from_xstart * xstart + c.mean_from_xt * x_t, c.mean_from_xstart * dxstart_dout};
-}
+// (reverse_element and the sampling / L_simple formulas live in core/diffusion_math.h,
+// shared with the CUDA kernels)
 
 // KL(N(m1, e^lv1) || N(m2, e^lv2)) of one element (reference normal_kl) and its
 // derivative in m2. exp_lv1_minus_lv2 = e^(lv1 - lv2), inv_var2 = e^-lv2.
@@ -270,10 +255,10 @@ void Diffusion::check_timesteps(const int* t, int N) const {
 void Diffusion::q_sample(float* x_t, const float* x0, const float* noise, const int* t, int N,
                          int64_t per_example) const {
   check_timesteps(t, N);
-  const DiffusionTables& tb = tables_;
+  // The coefficients are two table reads: taken per element, so a training step
+  // allocates no per-example array.
   for_each_element(N, per_example, [&](int n, int64_t i) {
-    x_t[i] = static_cast<float>(tb.sqrt_alphas_cumprod[t[n]] * x0[i] +
-                                tb.sqrt_one_minus_alphas_cumprod[t[n]] * noise[i]);
+    x_t[i] = static_cast<float>(q_sample_element(q_sample_coefs(tables_, t[n]), x0[i], noise[i]));
   });
 }
 
@@ -325,6 +310,32 @@ ReverseCoefs reverse_coefs(const DiffusionTables& tb, MeanType type, int t) {
   return c;
 }
 
+QSampleCoefs q_sample_coefs(const DiffusionTables& tb, int t) {
+  return {tb.sqrt_alphas_cumprod[t], tb.sqrt_one_minus_alphas_cumprod[t]};
+}
+
+PSampleCoefs p_sample_coefs(const DiffusionTables& tb, MeanType type, int t) {
+  return {reverse_coefs(tb, type, t), t == 0 ? 0.0 : std::exp(0.5 * tb.model_log_variance[t])};
+}
+
+MseCoefs mse_coefs(const DiffusionTables& tb, int t) { return {tb.posterior_mean_coef1[t], tb.posterior_mean_coef2[t]}; }
+
+DdimCoefs ddim_coefs(const DiffusionTables& tb, MeanType type, int t, int t_prev, double eta) {
+  DDPM_CHECK(t_prev >= -1 && t_prev < t, "DDIM step from ", t, " to ", t_prev);
+  const double ab = tb.alphas_cumprod[t];
+  const double ab_prev = t_prev >= 0 ? tb.alphas_cumprod[t_prev] : 1.0;
+  const double sigma = eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);
+  DdimCoefs c;
+  c.reverse = reverse_coefs(tb, type, t);
+  c.sqrt_recip = tb.sqrt_recip_alphas_cumprod[t];
+  c.sqrt_recipm1 = tb.sqrt_recipm1_alphas_cumprod[t];
+  c.from_xstart = std::sqrt(ab_prev);
+  // 1 - ᾱ_prev - σ² >= 0 for η <= 1; the max only absorbs round-off at η = 1
+  c.from_eps = std::sqrt(std::max(0.0, 1.0 - ab_prev - sigma * sigma));
+  c.sigma = t_prev >= 0 ? sigma : 0.0;  // no noise on the step to x_0
+  return c;
+}
+
 namespace {
 std::vector<ReverseCoefs> gather_reverse_coefs(const DiffusionTables& tb, MeanType type, const int* t, int N) {
   std::vector<ReverseCoefs> coefs(N);
@@ -361,13 +372,12 @@ void Diffusion::p_mean_variance(float* mean, float* pred_xstart, double* varianc
 void Diffusion::p_sample(float* x_prev, float* pred_xstart, const float* model_out, const float* x_t,
                          const float* noise, const int* t, int N, int64_t per_example, bool clip) const {
   check_timesteps(t, N);
-  const std::vector<ReverseCoefs> c = gather_reverse_coefs(tables_, mean_type_, t, N);
-  std::vector<double> sigma(N);  // σ_t = exp(log σ²_t / 2); 0 at t = 0 (Algorithm 2, line 3)
-  for (int n = 0; n < N; ++n) sigma[n] = t[n] == 0 ? 0.0 : std::exp(0.5 * tables_.model_log_variance[t[n]]);
+  std::vector<PSampleCoefs> c(N);
+  for (int n = 0; n < N; ++n) c[n] = p_sample_coefs(tables_, mean_type_, t[n]);
   for_each_element(N, per_example, [&](int n, int64_t i) {
-    const ReverseElement r = reverse_element(c[n], model_out[i], x_t[i], clip);
-    if (pred_xstart) pred_xstart[i] = static_cast<float>(r.xstart);
-    x_prev[i] = static_cast<float>(r.mean + sigma[n] * noise[i]);
+    double xstart;
+    x_prev[i] = static_cast<float>(p_sample_element(c[n], model_out[i], x_t[i], noise[i], clip, &xstart));
+    if (pred_xstart) pred_xstart[i] = static_cast<float>(xstart);
   });
 }
 
@@ -377,32 +387,13 @@ void Diffusion::ddim_sample(float* x_prev, float* pred_xstart, const float* mode
   check_timesteps(t, N);
   DDPM_CHECK(eta >= 0.0 && eta <= 1.0, "DDIM eta ", eta, " outside [0, 1]");
   DDPM_CHECK(eta == 0.0 || noise != nullptr, "DDIM with eta > 0 needs noise");
-  struct DdimCoefs {
-    ReverseCoefs reverse;
-    double sqrt_recip, sqrt_recipm1;     // ε̂ = (sqrt(1/ᾱ_t) x_t - x̂_0) / sqrt(1/ᾱ_t - 1)
-    double from_xstart, from_eps, sigma;  // eq. 12
-  };
   std::vector<DdimCoefs> c(N);
-  for (int n = 0; n < N; ++n) {
-    DDPM_CHECK(t_prev[n] >= -1 && t_prev[n] < t[n], "DDIM step from ", t[n], " to ", t_prev[n]);
-    const double ab = tables_.alphas_cumprod[t[n]];
-    const double ab_prev = t_prev[n] >= 0 ? tables_.alphas_cumprod[t_prev[n]] : 1.0;
-    const double sigma = eta * std::sqrt((1.0 - ab_prev) / (1.0 - ab)) * std::sqrt(1.0 - ab / ab_prev);
-    c[n].reverse = reverse_coefs(tables_, mean_type_, t[n]);
-    c[n].sqrt_recip = tables_.sqrt_recip_alphas_cumprod[t[n]];
-    c[n].sqrt_recipm1 = tables_.sqrt_recipm1_alphas_cumprod[t[n]];
-    c[n].from_xstart = std::sqrt(ab_prev);
-    // 1 - ᾱ_prev - σ² >= 0 for η <= 1; the max only absorbs round-off at η = 1
-    c[n].from_eps = std::sqrt(std::max(0.0, 1.0 - ab_prev - sigma * sigma));
-    c[n].sigma = t_prev[n] >= 0 ? sigma : 0.0;  // no noise on the step to x_0
-  }
+  for (int n = 0; n < N; ++n) c[n] = ddim_coefs(tables_, mean_type_, t[n], t_prev[n], eta);
   for_each_element(N, per_example, [&](int n, int64_t i) {
-    const DdimCoefs& k = c[n];
-    const double xstart = reverse_element(k.reverse, model_out[i], x_t[i], clip).xstart;
-    const double eps = (k.sqrt_recip * x_t[i] - xstart) / k.sqrt_recipm1;
-    const double z = k.sigma != 0.0 ? static_cast<double>(noise[i]) : 0.0;
+    double xstart;
+    const double z = noise ? static_cast<double>(noise[i]) : 0.0;
+    x_prev[i] = static_cast<float>(ddim_element(c[n], model_out[i], x_t[i], z, clip, &xstart));
     if (pred_xstart) pred_xstart[i] = static_cast<float>(xstart);
-    x_prev[i] = static_cast<float>(k.from_xstart * xstart + k.from_eps * eps + k.sigma * z);
   });
 }
 
@@ -420,16 +411,13 @@ void Diffusion::training_losses(double* losses, float* grad, const float* model_
   const DiffusionTables& tb = tables_;
   const double inv_d = 1.0 / static_cast<double>(per_example);
   for_each_example(N, [&](int n) {
-    const double coef1 = tb.posterior_mean_coef1[t[n]], coef2 = tb.posterior_mean_coef2[t[n]];
+    const MseCoefs c = mse_coefs(tb, t[n]);
     const int64_t base = static_cast<int64_t>(n) * per_example;
     double sum = 0.0;
     for (int64_t i = base; i < base + per_example; ++i) {
-      const double target = mean_type_ == MeanType::kEps      ? static_cast<double>(noise[i])
-                            : mean_type_ == MeanType::kXstart ? static_cast<double>(x0[i])
-                                                              : coef1 * x0[i] + coef2 * x_t[i];
-      const double diff = target - model_out[i];
+      const double diff = mse_target(mean_type_, c, x0[i], x_t[i], noise[i]) - model_out[i];
       sum += diff * diff;
-      if (grad) grad[i] = static_cast<float>(grad_weight * -2.0 * diff * inv_d);
+      if (grad) grad[i] = static_cast<float>(mse_grad(grad_weight, diff, inv_d));
     }
     losses[n] = sum * inv_d;
   });
@@ -480,18 +468,17 @@ void vb_terms(const Diffusion& d, double* terms, float* grad, float* pred_xstart
               const float* model_out, const float* x0, const float* x_t, const int* t, int N, int64_t per_example,
               bool clip, double grad_weight) {
   const DiffusionTables& tb = d.tables();
-  std::vector<VbExample> ex(N);
-  for (int n = 0; n < N; ++n) {
-    ex[n].reverse = reverse_coefs(tb, d.mean_type(), t[n]);
-    ex[n].true_mean_from_x0 = tb.posterior_mean_coef1[t[n]];
-    ex[n].true_mean_from_xt = tb.posterior_mean_coef2[t[n]];
-    ex[n].true_log_var = tb.posterior_log_variance_clipped[t[n]];
-    ex[n].model_log_var = tb.model_log_variance[t[n]];
-    ex[n].decoder = t[n] == 0;
-  }
+  // Each example's coefficients in its own iteration: no per-example array to allocate.
   for_each_example(N, [&](int n) {
+    VbExample ex;
+    ex.reverse = reverse_coefs(tb, d.mean_type(), t[n]);
+    ex.true_mean_from_x0 = tb.posterior_mean_coef1[t[n]];
+    ex.true_mean_from_xt = tb.posterior_mean_coef2[t[n]];
+    ex.true_log_var = tb.posterior_log_variance_clipped[t[n]];
+    ex.model_log_var = tb.model_log_variance[t[n]];
+    ex.decoder = t[n] == 0;
     const int64_t off = static_cast<int64_t>(n) * per_example;
-    terms[n] = vb_example(ex[n], grad ? grad + off : nullptr, pred_xstart ? pred_xstart + off : nullptr,
+    terms[n] = vb_example(ex, grad ? grad + off : nullptr, pred_xstart ? pred_xstart + off : nullptr,
                           xstart_mse ? xstart_mse + n : nullptr, model_out + off, x0 + off, x_t + off, per_example,
                           clip, grad_weight);
   });

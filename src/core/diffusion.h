@@ -23,12 +23,9 @@
 #include <vector>
 
 #include "core/config.h"
+#include "core/diffusion_math.h"
 
 namespace ddpm {
-
-enum class MeanType { kEps, kXstart, kXprev };   // what the model predicts
-enum class VarType { kFixedLarge, kFixedSmall };  // σ²_t = β_t or β̃_t
-enum class LossType { kMse, kKl };                // L_simple or the variational bound
 
 // β_0..β_{T-1} in float64, as the reference's get_beta_schedule (linear, quad, const,
 // jsd, warmup10, warmup50; np.linspace reproduced exactly) and Nichol & Dhariwal 2021's
@@ -62,14 +59,15 @@ struct DiffusionTables {
   std::vector<double> model_log_variance;
 };
 
-// How one example turns the model output into x̂_0 and μ_θ at timestep t (the
-// reference's p_mean_variance), shared by the CPU formulas and the CUDA kernels.
-struct ReverseCoefs {
-  double xstart_from_xt = 0, xstart_from_out = 0;  // x̂_0 = a x_t + b out
-  double mean_from_xstart = 0, mean_from_xt = 0;   // μ_θ = coef1 x̂_0 + coef2 x_t (eq. 7)
-  bool mean_is_output = false;                     // xprev: μ_θ = out
-};
+// Per-example coefficients of the elementwise formulas (core/diffusion_math.h) at
+// timestep t, gathered from the float64 tables: the CPU formulas and the CUDA kernels
+// both start from these.
 ReverseCoefs reverse_coefs(const DiffusionTables& tb, MeanType type, int t);
+QSampleCoefs q_sample_coefs(const DiffusionTables& tb, int t);
+PSampleCoefs p_sample_coefs(const DiffusionTables& tb, MeanType type, int t);
+MseCoefs mse_coefs(const DiffusionTables& tb, int t);
+// From t to t_prev (-1: to x_0) with η = eta; checks -1 <= t_prev < t.
+DdimCoefs ddim_coefs(const DiffusionTables& tb, MeanType type, int t, int t_prev, double eta);
 
 // The terms of the variational bound of a batch, in bits/dim (calc_bpd_loop).
 struct BpdResult {
@@ -94,6 +92,8 @@ class Diffusion {
   VarType var_type() const { return var_type_; }
   LossType loss_type() const { return loss_type_; }
   const DiffusionTables& tables() const { return tables_; }
+  // Throws unless every t[n] is in [0, T).
+  void check_timesteps(const int* t, int N) const;
 
   // --- the forward process --------------------------------------------------------
   // x_t = sqrt(ᾱ_t) x_0 + sqrt(1 - ᾱ_t) noise (eq. 4). x_t may alias x0 or noise.
@@ -156,8 +156,6 @@ class Diffusion {
   MeanType mean_type_;
   VarType var_type_;
   LossType loss_type_;
-
-  void check_timesteps(const int* t, int N) const;
 };
 
 // Standard-normal CDF approximation used by the reference's decoder (utils.py):

@@ -6,6 +6,7 @@
 
 #include <vector>
 
+#include "core/common.h"
 #include "core/diffusion.h"
 
 namespace ddpm {
@@ -38,6 +39,10 @@ class HostView {
 };
 
 }  // namespace
+
+void GroupNormSpec::check() const {
+  DDPM_CHECK(G > 0 && C % G == 0, "GroupNorm: ", C, " channels in ", G, " groups");
+}
 
 void Ops::fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose, uint32_t sub_id,
                       uint32_t step, uint32_t first_index) {

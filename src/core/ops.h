@@ -58,6 +58,16 @@ class Conv2d {
   ConvSpec spec_;
 };
 
+// GroupNorm over [N, HW, C] in G groups of C / G channels (eps 1e-6), optionally
+// followed by the swish that comes after it in every residual block and at the output.
+enum class Activation { kNone, kSwish };
+struct GroupNormSpec {
+  int N = 0, HW = 0, C = 0, G = 0;
+  Activation activation = Activation::kNone;
+  bool with_swish() const { return activation == Activation::kSwish; }
+  void check() const;  // throws unless G > 0 divides C (ops.cpp), on every backend
+};
+
 // Dropout is keyed, not stateful: the mask of example n, element e is a function of
 // (seed, layer, step, example_base + n, e), so backward recomputes it and every rank
 // count draws the same masks.
@@ -109,14 +119,13 @@ class Ops {
   virtual void linear_backward(float* din, bool accumulate, float* dw, float* db, const float* dout,
                                const float* in, const float* w, int64_t M, int C, int O) = 0;
 
-  // GroupNorm over [N, HW, C] with G groups (eps 1e-6), optionally followed by swish.
-  // mean, rstd [N, G] are saved for backward.
+  // out [N, HW, C] = (swish)(GroupNorm(in) * w + b); mean, rstd [N, G] are saved for backward.
   virtual void groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w,
-                                 const float* b, int N, int HW, int C, int G, bool with_swish) = 0;
+                                 const float* b, const GroupNormSpec& spec) = 0;
   // din [N, HW, C] (+= when accumulate), dw, db [C] +=
   virtual void groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout,
                                   const float* in, const float* mean, const float* rstd, const float* w,
-                                  const float* b, int N, int HW, int C, int G, bool with_swish) = 0;
+                                  const float* b, const GroupNormSpec& spec) = 0;
 
   // swish(x) = x * sigmoid(x), elementwise over n values
   virtual void swish_forward(float* out, const float* in, int64_t n) = 0;

@@ -36,13 +36,31 @@ AdamStep Optimizer::next_step(double grad_norm, double grad_multiplier) const {
   return s;
 }
 
+double Optimizer::gradient_norm(Ops& ops, const float* grads, int64_t n, double grad_multiplier) const {
+  return std::fabs(grad_multiplier) * std::sqrt(ops.sum_squares(grads, n));
+}
+
+void Optimizer::apply(Ops& ops, float* params, const float* grads, float* m, float* v, float* ema, int64_t n,
+                      double grad_norm, double grad_multiplier) {
+  ops.adam_ema_update(params, m, v, ema, grads, n, next_step(grad_norm, grad_multiplier));
+  ++step_count_;
+}
+
+void Optimizer::apply(Ops& ops, ParamBuffer& params, const Buffer& grads, Buffer& m, Buffer& v, ParamBuffer* ema,
+                      double grad_norm) {
+  const int64_t n = params.size();
+  DDPM_CHECK(grads.size() == n && m.size() == n && v.size() == n && (!ema || ema->size() == n));
+  apply(ops, params.get(), grads.get(), m.get(), v.get(), ema ? ema->get() : nullptr, n, grad_norm);
+  params.changed();
+  if (ema) ema->changed();
+}
+
 double Optimizer::step(Ops& ops, float* params, const float* grads, float* m, float* v, float* ema, int64_t n,
                        double grad_multiplier) {
   DDPM_CHECK(n >= 0 && params && grads && m && v);
-  const double norm = std::fabs(grad_multiplier) * std::sqrt(ops.sum_squares(grads, n));
+  const double norm = gradient_norm(ops, grads, n, grad_multiplier);
   if (!std::isfinite(norm)) return norm;
-  ops.adam_ema_update(params, m, v, ema, grads, n, next_step(norm, grad_multiplier));
-  ++step_count_;
+  apply(ops, params, grads, m, v, ema, n, norm, grad_multiplier);
   return norm;
 }
 

@@ -22,6 +22,7 @@
 
 #include <cstdint>
 
+#include "core/buffer.h"
 #include "core/config.h"
 #include "core/ops.h"
 
@@ -40,8 +41,18 @@ class Optimizer {
   // of the scaled gradient. Returns the global gradient norm before clipping. When it
   // is not finite nothing is changed and the step count stays: the caller decides
   // whether to skip the batch or stop (train.max_nonfinite_skips).
+  // step() is gradient_norm() then, when the norm is finite, apply().
   double step(Ops& ops, float* params, const float* grads, float* m, float* v, float* ema, int64_t n,
               double grad_multiplier = 1.0);
+
+  // The two halves of step(), for a caller that must agree on the norm (all ranks skip
+  // a non-finite step together) between computing it and applying the update.
+  double gradient_norm(Ops& ops, const float* grads, int64_t n, double grad_multiplier = 1.0) const;
+  void apply(Ops& ops, float* params, const float* grads, float* m, float* v, float* ema, int64_t n,
+             double grad_norm, double grad_multiplier = 1.0);
+  // apply() on the training buffers (ema nullable), whose versions it then moves on.
+  void apply(Ops& ops, ParamBuffer& params, const Buffer& grads, Buffer& m, Buffer& v, ParamBuffer* ema,
+             double grad_norm);
 
   // The fused kernel's arguments for the next update given the gradient norm (exposed
   // for the GPU path and the tests).

@@ -11,11 +11,7 @@
 #include <cmath>
 #include <cstdint>
 
-#if defined(__CUDACC__)
-#define DDPM_HOST_DEVICE __host__ __device__
-#else
-#define DDPM_HOST_DEVICE
-#endif
+#include "core/host_device.h"
 
 namespace ddpm {
 

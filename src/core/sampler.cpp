@@ -8,8 +8,10 @@ Sampler::Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerO
     : net_(net), ops_(ops), diffusion_(diffusion), options_(options) {
   const int T = diffusion.num_timesteps();
   if (options.kind == "ancestral") {
+    kind_ = Kind::kAncestral;
     for (int t = T - 1; t >= 0; --t) timesteps_.push_back(t);
   } else if (options.kind == "ddim") {
+    kind_ = Kind::kDdim;
     const std::vector<int> ascending = ddim_timesteps(T, options.steps > 0 ? options.steps : T);
     timesteps_.assign(ascending.rbegin(), ascending.rend());
   } else {
@@ -21,11 +23,7 @@ Sampler::Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerO
   if (m.out_ch != m.in_channels) input_error("sampling needs out_ch == in_channels (the model predicts epsilon)");
 }
 
-Sampler::~Sampler() {
-  for (float* p : {x_, eps_, noise_, xstart_, t_dev_}) {
-    if (p) ops_.release(p);
-  }
-}
+Sampler::~Sampler() = default;
 
 int Sampler::num_snapshots() const {
   if (options_.progressive_every <= 0) return 0;
@@ -35,30 +33,28 @@ int Sampler::num_snapshots() const {
 
 void Sampler::ensure_buffers(int n) {
   if (n == n_) return;
-  for (float* p : {x_, eps_, noise_, xstart_, t_dev_}) {
-    if (p) ops_.release(p);
-  }
+  for (Buffer* b : {&x_, &eps_, &noise_, &xstart_, &t_dev_}) b->reset();  // the old ones go first
   n_ = n;
   const int64_t size = n * per_example_;
-  x_ = ops_.alloc(size);
-  eps_ = ops_.alloc(size);
-  noise_ = ops_.alloc(size);
-  xstart_ = ops_.alloc(size);
-  t_dev_ = ops_.alloc(n);
+  x_ = Buffer(ops_, size);
+  eps_ = Buffer(ops_, size);
+  noise_ = Buffer(ops_, size);
+  xstart_ = Buffer(ops_, size);
+  t_dev_ = Buffer(ops_, n);
 }
 
-void Sampler::sample(const float* params, uint64_t version, int64_t first_index, int n, float* out_host,
+void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, float* out_host,
                      std::vector<float>* progressive_host, const SampleProgressFn& progress) {
   DDPM_CHECK(n > 0 && first_index >= 0 && first_index + n <= (int64_t{1} << 32), "sample range");
   ensure_buffers(n);
-  net_.prepare(ops_, n);
+  net_.prepare(ops_, n, /*forward_only=*/true);
   // Every step's forward uses the same buffers and weights within this call: the
   // backend may record it once and replay it (CUDA graphs, see Ops::run_graph).
   ops_.drop_graphs();
   const uint32_t first = static_cast<uint32_t>(first_index);
-  ops_.fill_normal(x_, n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
+  ops_.fill_normal(x_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
   Pass ps;
-  ps.ops = &ops_, ps.params = params, ps.version = version, ps.N = n;
+  ps.ops = &ops_, ps.params = weights.get(), ps.version = weights.version(), ps.N = n;
   const int steps = static_cast<int>(timesteps_.size());
   if (progressive_host) progressive_host->assign(static_cast<size_t>(num_snapshots()) * n * per_example_, 0.0f);
   std::vector<int> t(n), t_prev(n);
@@ -67,28 +63,28 @@ void Sampler::sample(const float* params, uint64_t version, int64_t first_index,
     const int tk = timesteps_[k];
     std::fill(t.begin(), t.end(), tk);
     std::fill(t_float.begin(), t_float.end(), static_cast<float>(tk));
-    ops_.upload(t_dev_, t_float.data(), n);
-    ops_.run_graph(0, [&] { net_.forward(ps, eps_, x_, t_dev_); });
-    const bool noisy = options_.kind == "ancestral" ? tk > 0 : (options_.eta > 0 && k + 1 < steps);
+    ops_.upload(t_dev_.get(), t_float.data(), n);
+    ops_.run_graph(0, [&] { net_.forward(ps, eps_.get(), x_.get(), t_dev_.get()); });
+    const bool noisy = kind_ == Kind::kAncestral ? tk > 0 : (options_.eta > 0 && k + 1 < steps);
     if (noisy) {
-      ops_.fill_normal(noise_, n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
+      ops_.fill_normal(noise_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
                        static_cast<uint32_t>(tk), first);
     }
-    if (options_.kind == "ancestral") {
-      ops_.p_sample(diffusion_, x_, xstart_, eps_, x_, noise_, t.data(), n, per_example_);
+    if (kind_ == Kind::kAncestral) {
+      ops_.p_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noise_.get(), t.data(), n, per_example_);
     } else {
       std::fill(t_prev.begin(), t_prev.end(), k + 1 < steps ? timesteps_[k + 1] : -1);
-      ops_.ddim_sample(diffusion_, x_, xstart_, eps_, x_, noisy ? noise_ : nullptr, t.data(), t_prev.data(), n,
-                       per_example_, options_.eta);
+      ops_.ddim_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noisy ? noise_.get() : nullptr,
+                       t.data(), t_prev.data(), n, per_example_, options_.eta);
     }
     if (progressive_host && k % options_.progressive_every == 0) {
       const int snap = k / options_.progressive_every;
-      ops_.download(progressive_host->data() + static_cast<size_t>(snap) * n * per_example_, xstart_,
+      ops_.download(progressive_host->data() + static_cast<size_t>(snap) * n * per_example_, xstart_.get(),
                     n * per_example_);
     }
     if (progress) progress(k + 1, steps);
   }
-  ops_.download(out_host, x_, n * per_example_);
+  ops_.download(out_host, x_.get(), n * per_example_);
 }
 
 }  // namespace ddpm

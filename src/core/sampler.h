@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/diffusion.h"
 #include "core/ops.h"
 #include "core/unet.h"
@@ -28,7 +29,8 @@ using SampleProgressFn = std::function<void(int, int)>;
 
 class Sampler {
  public:
-  // The model must already hold its config; `ops` must outlive the sampler.
+  // The model must already hold its config; `ops` must outlive the sampler. sample()
+  // prepares `net` for forward only: give it a net of its own, not one that trains.
   Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerOptions& options);
   ~Sampler();
   Sampler(const Sampler&) = delete;
@@ -38,23 +40,26 @@ class Sampler {
   const std::vector<int>& timesteps() const { return timesteps_; }
   int num_snapshots() const;
 
-  // Draws images first_index .. first_index + n - 1 with weights `params` (backend
-  // memory, `version` as for Pass) into out_host [n, R, R, C] (NHWC, [-1, 1]).
+  // Draws images first_index .. first_index + n - 1 with `weights` (the model's flat
+  // layout) into out_host [n, R, R, C] (NHWC, [-1, 1]).
   // progressive_host (nullable) receives num_snapshots() x [n, R, R, C] x̂₀ predictions.
-  void sample(const float* params, uint64_t version, int64_t first_index, int n, float* out_host,
+  void sample(const ParamBuffer& weights, int64_t first_index, int n, float* out_host,
               std::vector<float>* progressive_host, const SampleProgressFn& progress = nullptr);
 
  private:
+  enum class Kind { kAncestral, kDdim };  // SamplerOptions::kind, parsed once
+
   void ensure_buffers(int n);
 
   UNet& net_;
   Ops& ops_;
   const Diffusion& diffusion_;
   SamplerOptions options_;
+  Kind kind_ = Kind::kAncestral;
   std::vector<int> timesteps_;
   int n_ = 0;
   int64_t per_example_ = 0;
-  float *x_ = nullptr, *eps_ = nullptr, *noise_ = nullptr, *xstart_ = nullptr, *t_dev_ = nullptr;
+  Buffer x_, eps_, noise_, xstart_, t_dev_;
 };
 
 // Global image index i's stream id for sampling noise: (seed, Purpose::kSample, sub_id,

@@ -2,7 +2,6 @@
 
 #include <array>
 #include <condition_variable>
-#include <deque>
 #include <exception>
 #include <mutex>
 #include <thread>
@@ -26,7 +25,7 @@ class PermutationCache {
     }
     Entry& victim = entries_[0].epoch < entries_[1].epoch ? entries_[0] : entries_[1];
     victim.epoch = epoch;
-    victim.perm = epoch_permutation(seed_, epoch, count_);
+    epoch_permutation(seed_, epoch, count_, &victim.perm);  // reuses the vector's storage
     return victim.perm[static_cast<size_t>(position)];
   }
 
@@ -45,6 +44,15 @@ struct Slot {
   std::exception_ptr error;
 };
 
+// Hands a batch over without copying or allocating: `to` takes from's pixel storage and
+// `from` gets to's old storage back, to be filled again.
+void hand_over(Batch& from, Batch& to) {
+  to.n = from.n;
+  to.first_global_example = from.first_global_example;
+  to.next = from.next;
+  to.pixels.swap(from.pixels);
+}
+
 constexpr int64_t kMaxBatchBytes = int64_t{8} << 30;
 
 }  // namespace
@@ -60,7 +68,11 @@ struct Loader::Impl {
 
   std::mutex mutex;
   std::condition_variable not_empty, not_full;
-  std::deque<Slot> queue;
+  // The prefetched batches: a ring of opt.prefetch_batches slots whose pixel buffers
+  // circulate between the producer, the ring and the caller (no allocation once full).
+  std::vector<Slot> ring;
+  size_t ring_head = 0, ring_size = 0;
+  Batch producing;  // the producer's batch in the making
   bool stop = false;
   std::exception_ptr failure;  // sticky: once next() has thrown, it throws again
   std::thread producer;
@@ -70,22 +82,13 @@ struct Loader::Impl {
 
   Cursor cursor_at(int64_t s) const { return {s / info.count, s % info.count}; }
 
-  Batch make_batch(int64_t batch_begin) {
+  void make_batch(int64_t batch_begin, Batch& b) {
     const StreamRange range = rank_range(batch_begin, opt.global_batch, opt.rank, opt.world_size);
     const int64_t bytes = info.image_bytes();
-    Batch b;
     b.n = per_rank;
-    b.height = info.height;
-    b.width = info.width;
-    b.channels = info.channels;
     b.first_global_example = range.begin - batch_begin;
-    b.start = cursor_at(batch_begin);
     b.next = cursor_at(batch_begin + opt.global_batch);
     b.pixels.resize(static_cast<size_t>(per_rank * bytes));
-    b.image_index.resize(static_cast<size_t>(per_rank));
-    b.stream_position.resize(static_cast<size_t>(per_rank));
-    b.flipped.resize(static_cast<size_t>(per_rank));
-    if (info.has_labels) b.labels.resize(static_cast<size_t>(per_rank));
     for (int64_t k = 0; k < per_rank; ++k) {
       const int64_t s = range.begin + k;
       const int64_t epoch = s / info.count, position = s % info.count;
@@ -94,29 +97,32 @@ struct Loader::Impl {
       reader.read(image, px);
       const bool flip = opt.random_flip && flip_at(opt.seed, epoch, position);
       if (flip) flip_horizontal(px, info.height, info.width, info.channels);
-      b.image_index[static_cast<size_t>(k)] = image;
-      b.stream_position[static_cast<size_t>(k)] = s;
-      b.flipped[static_cast<size_t>(k)] = flip ? 1 : 0;
-      if (info.has_labels) b.labels[static_cast<size_t>(k)] = reader.label(image);
     }
-    return b;
+  }
+
+  // Queues `producing` (or the error) once a slot is free; false once the loader stops.
+  bool enqueue(std::exception_ptr error) {
+    std::unique_lock<std::mutex> lock(mutex);
+    not_full.wait(lock, [&] { return stop || ring_size < ring.size(); });
+    if (stop) return false;
+    Slot& slot = ring[(ring_head + ring_size) % ring.size()];
+    hand_over(producing, slot.batch);
+    slot.error = std::move(error);
+    ++ring_size;
+    not_empty.notify_one();
+    return true;
   }
 
   void produce() {
     for (;;) {
-      Slot slot;
+      std::exception_ptr error;
       try {
-        slot.batch = make_batch(produce_at);
+        make_batch(produce_at, producing);
       } catch (...) {
-        slot.error = std::current_exception();
+        error = std::current_exception();
       }
-      std::unique_lock<std::mutex> lock(mutex);
-      not_full.wait(lock, [&] { return stop || static_cast<int>(queue.size()) < opt.prefetch_batches; });
-      if (stop) return;
-      const bool failed = slot.error != nullptr;
-      queue.push_back(std::move(slot));
-      not_empty.notify_one();
-      if (failed) return;  // the consumer rethrows; nothing more to produce
+      const bool failed = error != nullptr;
+      if (!enqueue(std::move(error)) || failed) return;  // after an error the consumer rethrows it
       produce_at += opt.global_batch;
     }
   }
@@ -124,12 +130,8 @@ struct Loader::Impl {
   void produce_guarded() {
     try {
       produce();
-    } catch (...) {  // e.g. bad_alloc while queueing: hand it to the consumer
-      std::lock_guard<std::mutex> lock(mutex);
-      Slot slot;
-      slot.error = std::current_exception();
-      queue.push_back(std::move(slot));
-      not_empty.notify_one();
+    } catch (...) {  // e.g. bad_alloc growing a buffer: hand it to the consumer
+      enqueue(std::current_exception());
     }
   }
 };
@@ -155,6 +157,7 @@ Loader::Loader(const LoaderOptions& o) {
                 m.count, " images (was the checkpoint made with another dataset?)");
   }
   im.produce_at = im.consume_at = c.epoch * m.count + c.position;
+  im.ring.resize(static_cast<size_t>(o.prefetch_batches));
   if (o.prefetch_batches > 0) im.producer = std::thread([&im] { im.produce_guarded(); });
 }
 
@@ -168,47 +171,39 @@ Loader::~Loader() {
   if (impl_->producer.joinable()) impl_->producer.join();
 }
 
-Batch Loader::next() {
+void Loader::next(Batch& batch) {
   Impl& im = *impl_;
   if (im.failure) std::rethrow_exception(im.failure);
-  Slot slot;
+  std::exception_ptr error;
   if (im.opt.prefetch_batches == 0) {
     try {
-      slot.batch = im.make_batch(im.consume_at);
+      im.make_batch(im.consume_at, batch);
     } catch (...) {
-      slot.error = std::current_exception();
+      error = std::current_exception();
     }
   } else {
     std::unique_lock<std::mutex> lock(im.mutex);
-    im.not_empty.wait(lock, [&] { return !im.queue.empty(); });
-    slot = std::move(im.queue.front());
-    im.queue.pop_front();
+    im.not_empty.wait(lock, [&] { return im.ring_size > 0; });
+    Slot& slot = im.ring[im.ring_head];
+    error = std::move(slot.error);
+    if (!error) hand_over(slot.batch, batch);
+    im.ring_head = (im.ring_head + 1) % im.ring.size();
+    --im.ring_size;
     im.not_full.notify_one();
   }
-  if (slot.error) {
-    im.failure = slot.error;
-    std::rethrow_exception(slot.error);
+  if (error) {
+    im.failure = error;
+    std::rethrow_exception(error);
   }
   im.consume_at += im.opt.global_batch;
-  return std::move(slot.batch);
+}
+
+Batch Loader::next() {
+  Batch batch;
+  next(batch);
+  return batch;
 }
 
 const DatasetInfo& Loader::info() const { return impl_->info; }
-
-Cursor Loader::cursor() const { return impl_->cursor_at(impl_->consume_at); }
-
-int Loader::per_rank_batch() const { return impl_->per_rank; }
-
-void to_model_input(const Batch& batch, float* out_nhwc) {
-  // x / 127.5 - 1 computed in double once per byte value, then looked up.
-  static const std::array<float, 256> table = [] {
-    std::array<float, 256> t{};
-    for (int v = 0; v < 256; ++v) t[static_cast<size_t>(v)] = static_cast<float>(v / 127.5 - 1.0);
-    return t;
-  }();
-  const size_t n = batch.pixels.size();
-  const uint8_t* px = batch.pixels.data();
-  for (size_t i = 0; i < n; ++i) out_nhwc[i] = table[px[i]];
-}
 
 }  // namespace ddpm::data

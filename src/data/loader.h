@@ -41,16 +41,13 @@ struct DatasetInfo {
   int64_t image_bytes() const { return int64_t{height} * width * channels; }
 };
 
+// This rank's slice of one global batch: example k is at stream position
+// (the cursor before this batch) + first_global_example + k.
 struct Batch {
-  int n = 0, height = 0, width = 0, channels = 0;  // n = B / W examples of this rank
-  std::vector<uint8_t> pixels;                     // [n, H, W, C], flips applied
-  std::vector<int64_t> image_index;                // [n] dataset index of each example
-  std::vector<int64_t> stream_position;            // [n] global stream position of each
-  std::vector<uint8_t> flipped;                    // [n] 1 where mirrored
-  std::vector<int32_t> labels;                     // [n], empty for a dataset without labels
-  int64_t first_global_example = 0;                // rank * B / W: index within the global batch
-  Cursor start;                                    // cursor of this global batch
-  Cursor next;                                     // cursor after it: save this with the step
+  int n = 0;                         // B / W examples of this rank
+  std::vector<uint8_t> pixels;       // [n, H, W, C] (info()'s shape), flips applied
+  int64_t first_global_example = 0;  // rank * B / W: index within the global batch
+  Cursor next;                       // cursor after this global batch: save it with the step
 };
 
 class Loader {
@@ -62,21 +59,20 @@ class Loader {
   Loader(const Loader&) = delete;
   Loader& operator=(const Loader&) = delete;
 
-  // This rank's part of the next global batch. Errors met by the prefetch thread (a
-  // corrupt image, a vanished shard) are thrown here, as InputError naming the shard and
-  // image; after one, every call throws it again.
+  // This rank's part of the next global batch, into `batch`: its pixel storage is
+  // swapped with a prefetched buffer's, and its old storage goes back to the loader to
+  // be filled again, so a caller that keeps one Batch allocates nothing once every
+  // buffer has reached full size. Errors met by the prefetch thread (a corrupt image, a
+  // vanished shard) are thrown here, as InputError naming the shard and image; after
+  // one, every call throws it again.
+  void next(Batch& batch);
+  // The same into a new Batch (allocates: for callers outside the training step).
   Batch next();
   const DatasetInfo& info() const;
-  // The cursor of the global batch that next() returns next.
-  Cursor cursor() const;
-  int per_rank_batch() const;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
-
-// x / 127.5 - 1 for every byte of batch.pixels, into out_nhwc [n, H, W, C] floats.
-void to_model_input(const Batch& batch, float* out_nhwc);
 
 }  // namespace ddpm::data

@@ -6,6 +6,7 @@
 
 #include "core/common.h"
 #include "core/fs.h"
+#include "core/library_calls.h"
 #include "data/checksum.h"
 
 namespace ddpm::data {
@@ -154,6 +155,7 @@ void ShardReader::read_image(int64_t i, int64_t dataset_index, uint8_t* out) {
   const int64_t bytes = expected_.shape.bytes();
   {
     Lock lock;
+    const LibraryCall in_hdf5(Library::kHdf5);  // H5Dread allocates its I/O state on every call
     const hsize_t start[4] = {static_cast<hsize_t>(i), 0, 0, 0};
     const hsize_t count[4] = {1, static_cast<hsize_t>(expected_.shape.height),
                               static_cast<hsize_t>(expected_.shape.width), static_cast<hsize_t>(expected_.shape.channels)};

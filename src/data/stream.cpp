@@ -16,8 +16,15 @@ uint32_t step_of(int64_t epoch) {
 }  // namespace
 
 std::vector<uint32_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t count) {
+  std::vector<uint32_t> perm;
+  epoch_permutation(seed, epoch, count, &perm);
+  return perm;
+}
+
+void epoch_permutation(uint64_t seed, int64_t epoch, int64_t count, std::vector<uint32_t>* out) {
   DDPM_CHECK(count >= 0 && count <= UINT32_MAX, "dataset of ", count, " images");
-  std::vector<uint32_t> perm(static_cast<size_t>(count));
+  std::vector<uint32_t>& perm = *out;
+  perm.resize(static_cast<size_t>(count));
   std::iota(perm.begin(), perm.end(), 0u);
   const u32x2 key = philox_key(seed);
   const uint32_t step = step_of(epoch);
@@ -29,7 +36,6 @@ std::vector<uint32_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t co
     const uint64_t j = static_cast<uint64_t>((static_cast<unsigned __int128>(bits) * static_cast<uint64_t>(i + 1)) >> 64);
     std::swap(perm[static_cast<size_t>(i)], perm[static_cast<size_t>(j)]);
   }
-  return perm;
 }
 
 bool flip_at(uint64_t seed, int64_t epoch, int64_t position) {

@@ -13,6 +13,8 @@ namespace ddpm::data {
 
 // A uniformly random permutation of 0..count-1 for this epoch (count < 2^32).
 std::vector<uint32_t> epoch_permutation(uint64_t seed, int64_t epoch, int64_t count);
+// The same into `perm` (resized to count): the loader reuses one vector per epoch slot.
+void epoch_permutation(uint64_t seed, int64_t epoch, int64_t count, std::vector<uint32_t>* perm);
 
 // Whether the example at (epoch, position) is mirrored left-right (probability 1/2).
 bool flip_at(uint64_t seed, int64_t epoch, int64_t position);

@@ -1,5 +1,6 @@
 // The gradient all-reduce: one interface, MPI on the host (this file's
-// make_mpi_allreduce), NCCL on the GPU (dist/nccl_allreduce.cpp). Buckets are
+// make_mpi_allreduce), NCCL on the GPU (dist/nccl_allreduce.cpp), and one factory that
+// picks between them by where the gradients live (make_gradient_allreduce). Buckets are
 // contiguous ranges of the flat gradient buffer, taken from its end: the parameter
 // layout follows the forward pass, so backward finishes gradients from the end of the
 // buffer towards the start (UNet::backward's ready hook) and each bucket is sent as soon
@@ -11,6 +12,7 @@
 
 namespace ddpm {
 
+class Ops;
 class World;
 
 class GradientAllReduce {
@@ -41,5 +43,14 @@ enum class AllReduceMode { kAuto, kThread, kNonBlocking };
 // Host memory. A world of one does nothing.
 std::unique_ptr<GradientAllReduce> make_mpi_allreduce(const World& world, int64_t bucket_floats,
                                                       AllReduceMode mode = AllReduceMode::kAuto);
+
+// The all-reduce for gradients in the memory of `ops`, as Horovod picks its backend:
+// host memory goes through MPI, device memory through NCCL (same buckets either way);
+// a world of one needs no reduction and takes the MPI one, which does nothing. The only
+// place that knows whether this build has NCCL.
+std::unique_ptr<GradientAllReduce> make_gradient_allreduce(const World& world, Ops& ops, int64_t bucket_floats);
+// Whether make_gradient_allreduce can reduce gradients in the memory of `ops` over
+// `world` (false for device memory on several ranks in a build without NCCL).
+bool gradient_allreduce_available(const World& world, const Ops& ops);
 
 }  // namespace ddpm

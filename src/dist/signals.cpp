@@ -44,7 +44,6 @@ void install_stop_handlers() {
   }).detach();
 }
 
-bool stop_requested() { return g_stop_signal.load() != 0; }
 int stop_signal() { return g_stop_signal.load(); }
 
 }  // namespace ddpm

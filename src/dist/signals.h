@@ -7,7 +7,6 @@ namespace ddpm {
 
 // Call first in main, before MPI_Init or any thread starts.
 void install_stop_handlers();
-bool stop_requested();
 // Which signal set the flag (0: none), for the log line.
 int stop_signal();
 

@@ -65,11 +65,6 @@ void World::sum(int64_t* values, int n) const {
   DDPM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, values, n, MPI_INT64_T, MPI_SUM, comm()));
 }
 
-int64_t World::max(int64_t value) const {
-  DDPM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &value, 1, MPI_INT64_T, MPI_MAX, comm()));
-  return value;
-}
-
 std::vector<int64_t> World::allgather(int64_t value) const {
   std::vector<int64_t> all(static_cast<size_t>(size_));
   DDPM_CHECK_MPI(MPI_Allgather(&value, 1, MPI_INT64_T, all.data(), 1, MPI_INT64_T, comm()));
@@ -88,7 +83,8 @@ void World::gather(uint8_t* out, const uint8_t* in, int64_t n_per_rank) const {
 }
 
 std::string World::agree_on_error(const std::string& my_error) const {
-  const int64_t failed_rank = max(my_error.empty() ? -1 : size_ - rank_);  // lowest failing rank wins
+  int64_t failed_rank = my_error.empty() ? -1 : size_ - rank_;  // the maximum: the lowest failing rank wins
+  DDPM_CHECK_MPI(MPI_Allreduce(MPI_IN_PLACE, &failed_rank, 1, MPI_INT64_T, MPI_MAX, comm()));
   if (failed_rank < 0) return "";
   const int root = size_ - static_cast<int>(failed_rank);
   std::string message = my_error;

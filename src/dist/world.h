@@ -32,10 +32,9 @@ class World {
   void broadcast(float* data, int64_t n, int root = 0) const;
   void broadcast(std::string* s, int root = 0) const;
   void broadcast(int64_t* values, int n, int root = 0) const;
-  // Sums / maxima over ranks, in place.
+  // Sums over ranks, in place.
   void sum(double* values, int n) const;
   void sum(int64_t* values, int n) const;
-  int64_t max(int64_t value) const;
   // Every rank's value, in rank order, on every rank.
   std::vector<int64_t> allgather(int64_t value) const;
   // Gathers equal-sized float blocks to rank 0 (out is only written there).

@@ -1,9 +1,12 @@
 #include "train/fault_injection.h"
 
+#include <cmath>
 #include <cstdlib>
 #include <limits>
 
+#include "core/buffer.h"
 #include "core/common.h"
+#include "core/ops.h"
 
 namespace ddpm {
 namespace {
@@ -84,6 +87,41 @@ bool FaultInjector::fires(FaultKind kind, int rank, int64_t iteration) const {
     }
   }
   return false;
+}
+
+namespace {
+
+class FaultHook : public StepHook {
+ public:
+  FaultHook(const FaultInjector& faults, int rank) : faults_(faults), rank_(rank) {}
+
+  void on_losses(int64_t iteration, double* losses, int) override {
+    if (faults_.fires(FaultKind::kNanLoss, rank_, iteration)) losses[0] = NAN;
+  }
+  void on_zeroed_gradients(int64_t iteration, Ops& ops, Buffer& grads) override {
+    if (!faults_.fires(FaultKind::kNanGrad, rank_, iteration)) return;
+    const float nan = NAN;
+    ops.upload(grads.get(), &nan, 1);  // offset 0 is the last bucket to go: it must reach the others
+  }
+  void on_parameters(int64_t iteration, Ops& ops, ParamBuffer& params) override {
+    if (!faults_.fires(FaultKind::kPerturbParam, rank_, iteration)) return;
+    float first_param = 0;
+    ops.download(&first_param, params.get(), 1);
+    first_param += 1e-3f;
+    ops.upload(params.get(), &first_param, 1);
+    params.changed();
+  }
+
+ private:
+  const FaultInjector faults_;
+  const int rank_;
+};
+
+}  // namespace
+
+std::unique_ptr<StepHook> make_fault_hook(const FaultInjector& faults, int rank) {
+  if (faults.empty()) return nullptr;
+  return std::make_unique<FaultHook>(faults, rank);
 }
 
 }  // namespace ddpm

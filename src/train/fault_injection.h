@@ -16,8 +16,11 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "train/step_hook.h"
 
 namespace ddpm {
 
@@ -50,5 +53,8 @@ class FaultInjector {
   std::vector<Fault> faults_;
   std::string spec_;
 };
+
+// The training step's hook that injects `faults` on `rank`; null when there are none.
+std::unique_ptr<StepHook> make_fault_hook(const FaultInjector& faults, int rank);
 
 }  // namespace ddpm

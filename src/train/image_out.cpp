@@ -86,6 +86,13 @@ void put32(std::vector<uint8_t>& b, uint32_t v) {
 }  // namespace
 
 // An uncompressed ("stored") zip archive with one member, arr_0.npy, in NPY format 1.0.
+void write_grid_png(const std::string& path, const uint8_t* images, int n, int H, int W, int C) {
+  int gh = 0, gw = 0;
+  const int cols = static_cast<int>(std::ceil(std::sqrt(static_cast<double>(n))));
+  const std::vector<uint8_t> grid = make_grid(images, n, H, W, C, cols, 2, &gh, &gw);
+  write_png(path, grid.data(), gh, gw, C);
+}
+
 void write_npz(const std::string& path, const uint8_t* images, int n, int H, int W, int C) {
   std::string header = cat("{'descr': '|u1', 'fortran_order': False, 'shape': (", n, ", ", H, ", ", W, ", ", C,
                            "), }");

@@ -18,6 +18,8 @@ std::vector<uint8_t> make_grid(const uint8_t* images, int n, int H, int W, int C
                                int* grid_w, uint8_t background = 255);
 
 void write_png(const std::string& path, const uint8_t* image, int H, int W, int C);
+// The n images as one PNG grid of ceil(sqrt(n)) columns, 2 pixels apart.
+void write_grid_png(const std::string& path, const uint8_t* images, int n, int H, int W, int C);
 void write_npz(const std::string& path, const uint8_t* images, int n, int H, int W, int C);
 
 }  // namespace ddpm

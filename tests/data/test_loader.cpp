@@ -1,10 +1,12 @@
 // The loader: the global stream for world sizes 1, 2 and 4, flips, resume from a cursor,
-// prefetch, and the conversion to model input.
+// and prefetch. A batch carries only pixels: the tests tell which image (and whether
+// mirrored) each example is by comparing with every image of the synthetic dataset.
 #define BOOST_TEST_MODULE data_loader
 #include <boost/test/unit_test.hpp>
 
 #include <algorithm>
 #include <chrono>
+#include <map>
 #include <numeric>
 #include <thread>
 
@@ -52,19 +54,62 @@ std::vector<std::vector<Batch>> take_all_ranks(const std::string& dir, int globa
   return by_batch;
 }
 
-// image_index and stream_position of a global batch, in rank order.
-std::vector<int64_t> concat(const std::vector<Batch>& ranks, bool positions) {
-  std::vector<int64_t> all;
-  for (const Batch& b : ranks) {
-    const auto& v = positions ? b.stream_position : b.image_index;
-    all.insert(all.end(), v.begin(), v.end());
+// What an example shows: the dataset image and whether it was mirrored.
+struct Example {
+  int64_t image = -1;
+  bool flipped = false;
+  bool operator==(const Example& o) const { return image == o.image && flipped == o.flipped; }
+};
+
+// Image i of write_synthetic_dataset is pattern_image(seed = i): every image and its
+// mirror differ from all others, so the pixels of an example name it.
+class ExampleIdentifier {
+ public:
+  explicit ExampleIdentifier(int64_t count) {
+    for (int64_t i = 0; i < count; ++i) {
+      Image im = pattern_image(kShape.height, kShape.width, kShape.channels, static_cast<uint32_t>(i));
+      by_pixels_[im.pixels] = Example{i, false};
+      flip_horizontal(im.pixels.data(), kShape.height, kShape.width, kShape.channels);
+      by_pixels_[im.pixels] = Example{i, true};
+    }
+    BOOST_REQUIRE(static_cast<int64_t>(by_pixels_.size()) == 2 * count);
   }
-  return all;
+  // The examples of one rank's batch; image -1 where the pixels are no dataset image.
+  std::vector<Example> identify(const Batch& b) const {
+    std::vector<Example> out;
+    const auto bytes = static_cast<size_t>(kShape.bytes());
+    BOOST_REQUIRE(b.pixels.size() == bytes * static_cast<size_t>(b.n));
+    for (int k = 0; k < b.n; ++k) {
+      const auto begin = b.pixels.begin() + static_cast<std::ptrdiff_t>(k * bytes);
+      const auto it = by_pixels_.find(std::vector<uint8_t>(begin, begin + static_cast<std::ptrdiff_t>(bytes)));
+      out.push_back(it == by_pixels_.end() ? Example{} : it->second);
+    }
+    return out;
+  }
+  // The examples of a global batch, in rank order.
+  std::vector<Example> identify(const std::vector<Batch>& ranks) const {
+    std::vector<Example> all;
+    for (const Batch& b : ranks) {
+      const std::vector<Example> mine = identify(b);
+      all.insert(all.end(), mine.begin(), mine.end());
+    }
+    return all;
+  }
+
+ private:
+  std::map<std::vector<uint8_t>, Example> by_pixels_;
+};
+
+// The example the stream puts at position s (epoch s / D): the epoch's permutation, and
+// a flip when the stream says so.
+Example stream_example(int64_t s, int64_t D, bool random_flip = true) {
+  const int64_t epoch = s / D, position = s % D;
+  return Example{epoch_permutation(kSeed, epoch, D)[static_cast<size_t>(position)],
+                 random_flip && flip_at(kSeed, epoch, position)};
 }
 
 bool same_batch(const Batch& a, const Batch& b) {
-  return a.pixels == b.pixels && a.image_index == b.image_index && a.stream_position == b.stream_position &&
-         a.flipped == b.flipped && a.labels == b.labels && a.next == b.next;
+  return a.n == b.n && a.pixels == b.pixels && a.first_global_example == b.first_global_example && a.next == b.next;
 }
 
 }  // namespace
@@ -93,6 +138,7 @@ BOOST_AUTO_TEST_CASE(world_sizes_1_2_4_see_the_same_global_batches) {
   TempDir dir;
   const int64_t D = 37;
   write_synthetic_dataset(dir / "ds", D, kShape, 3);
+  const ExampleIdentifier identifier(D);
   const int B = 8, n = 15;  // 120 positions: three epochs and a part
   const auto reference = take_all_ranks(dir / "ds", B, 1, n);
   for (int world : {1, 2, 4}) {
@@ -101,29 +147,26 @@ BOOST_AUTO_TEST_CASE(world_sizes_1_2_4_see_the_same_global_batches) {
     for (int b = 0; b < n; ++b) {
       const std::vector<Batch>& ranks = batches[static_cast<size_t>(b)];
       // The rank slices tile the global batch, in rank order, with no overlap.
-      std::vector<int64_t> expected_positions(B);
-      std::iota(expected_positions.begin(), expected_positions.end(), int64_t{b} * B);
-      BOOST_TEST((concat(ranks, true) == expected_positions));
-      BOOST_TEST((concat(ranks, false) == concat(reference[static_cast<size_t>(b)], false)), "world " << world);
+      int64_t tiled = 0;
       for (int r = 0; r < world; ++r) {
         const Batch& batch = ranks[static_cast<size_t>(r)];
         BOOST_TEST(batch.n == B / world);
         BOOST_TEST(batch.first_global_example == r * B / world);
+        BOOST_TEST(batch.first_global_example == tiled);
+        tiled += batch.n;
         BOOST_TEST((batch.next == Cursor{(b + 1) * B / D, (b + 1) * B % D}));
-        for (int k = 0; k < batch.n; ++k) {
-          const int64_t s = batch.stream_position[static_cast<size_t>(k)];
-          const int64_t image = batch.image_index[static_cast<size_t>(k)];
-          image_at[static_cast<size_t>(s)] = image;
-          // The pixels are the image's, mirrored exactly when the stream says so.
-          const bool flip = flip_at(kSeed, s / D, s % D);
-          BOOST_TEST(batch.flipped[static_cast<size_t>(k)] == (flip ? 1 : 0));
-          Image want = pattern_image(kShape.height, kShape.width, kShape.channels, static_cast<uint32_t>(image));
-          if (flip) flip_horizontal(want.pixels.data(), kShape.height, kShape.width, kShape.channels);
-          const auto begin = batch.pixels.begin() + k * kShape.bytes();
-          BOOST_TEST(std::equal(want.pixels.begin(), want.pixels.end(), begin));
-          BOOST_TEST(batch.labels[static_cast<size_t>(k)] == image % 10);
-        }
       }
+      BOOST_TEST(tiled == B);
+      // Global example j is stream position b B + j: its permuted image, mirrored exactly
+      // when the stream says so (the pixels are that image's, bit for bit).
+      const std::vector<Example> seen = identifier.identify(ranks);
+      BOOST_REQUIRE(static_cast<int>(seen.size()) == B);
+      for (int j = 0; j < B; ++j) {
+        const int64_t s = int64_t{b} * B + j;
+        BOOST_TEST((seen[static_cast<size_t>(j)] == stream_example(s, D)), "world " << world << " position " << s);
+        image_at[static_cast<size_t>(s)] = seen[static_cast<size_t>(j)].image;
+      }
+      BOOST_TEST((seen == identifier.identify(reference[static_cast<size_t>(b)])), "world " << world);
     }
     // Every image exactly once in each complete epoch.
     for (int64_t e = 0; e < n * B / D; ++e) {
@@ -140,8 +183,12 @@ BOOST_AUTO_TEST_CASE(a_global_batch_larger_than_the_dataset_spans_epochs) {
   TempDir dir;
   write_synthetic_dataset(dir / "ds", 5, kShape, 2);
   const std::vector<Batch> batches = take(options(dir / "ds", 12, 0, 1), 5);  // 60 positions, 12 epochs
+  const ExampleIdentifier identifier(5);
   std::vector<int64_t> images;
-  for (const Batch& b : batches) images.insert(images.end(), b.image_index.begin(), b.image_index.end());
+  for (const Batch& b : batches) {
+    for (const Example& e : identifier.identify(b)) images.push_back(e.image);
+  }
+  BOOST_REQUIRE(images.size() == 60u);
   for (size_t e = 0; e < 12; ++e) {
     std::vector<int64_t> epoch(images.begin() + 5 * e, images.begin() + 5 * (e + 1));
     std::sort(epoch.begin(), epoch.end());
@@ -168,18 +215,24 @@ BOOST_AUTO_TEST_CASE(resume_from_a_cursor_continues_the_same_stream) {
     }
   }
   // ... also on another number of ranks with the same global batch.
+  const ExampleIdentifier identifier(D);
   const auto on_three = take_all_ranks(dir / "ds", B, 3, 12, saved);
   for (int b = 0; b < 12; ++b) {
-    BOOST_TEST((concat(on_three[static_cast<size_t>(b)], false) == concat(uninterrupted[static_cast<size_t>(b + 8)], false)));
+    const std::vector<Example> seen = identifier.identify(on_three[static_cast<size_t>(b)]);
+    BOOST_TEST((seen == identifier.identify(uninterrupted[static_cast<size_t>(b + 8)])));
+    for (int j = 0; j < B; ++j) BOOST_TEST((seen[static_cast<size_t>(j)] == stream_example(48 + b * B + j, D)));
   }
-  // The loader's own cursor is the one to save after each step.
+  // The first batch after the resume starts at the saved cursor, and its `next` is the
+  // cursor to save after that step.
   LoaderOptions o = options(dir / "ds", B, 1, 2);
   o.start = saved;
   Loader loader(o);
-  BOOST_TEST((loader.cursor() == saved));
   const Batch first = loader.next();
-  BOOST_TEST((loader.cursor() == first.next));
-  BOOST_TEST((first.start == saved));
+  BOOST_TEST((first.next == Cursor{54 / D, 54 % D}));
+  const std::vector<Example> seen = identifier.identify(first);
+  for (int k = 0; k < first.n; ++k) {
+    BOOST_TEST((seen[static_cast<size_t>(k)] == stream_example(48 + first.first_global_example + k, D)));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(prefetch_depth_and_open_shard_limit_do_not_change_the_stream) {
@@ -196,8 +249,13 @@ BOOST_AUTO_TEST_CASE(prefetch_depth_and_open_shard_limit_do_not_change_the_strea
   for (size_t b = 0; b < 12; ++b) BOOST_TEST(same_batch(evicting[b], synchronous[b]));
   LoaderOptions no_flip = options(dir / "ds", 10, 0, 1);
   no_flip.random_flip = false;
+  const ExampleIdentifier identifier(50);
+  int64_t position = 0;
   for (const Batch& b : take(no_flip, 3)) {
-    BOOST_TEST(std::count(b.flipped.begin(), b.flipped.end(), 1) == 0);
+    for (const Example& e : identifier.identify(b)) {
+      BOOST_TEST(!e.flipped);
+      BOOST_TEST((e == stream_example(position++, 50, /*random_flip=*/false)));
+    }
   }
 }
 
@@ -226,14 +284,4 @@ BOOST_AUTO_TEST_CASE(bad_options_and_cursors_are_input_errors) {
   o.start = Cursor{-1, 0};
   BOOST_TEST(input_error_of([&] { Loader l(o); }) != "");
   BOOST_TEST(input_error_of([&] { Loader l(options(dir / "nothing", 8, 0, 1)); }).find("nothing") != std::string::npos);
-}
-
-BOOST_AUTO_TEST_CASE(model_input_is_x_over_127_5_minus_1) {
-  Batch b;
-  b.pixels = {0, 255, 51, 128, 127};
-  std::vector<float> out(b.pixels.size());
-  to_model_input(b, out.data());
-  BOOST_TEST(out[0] == -1.0f);
-  BOOST_TEST(out[1] == 1.0f);
-  for (size_t i = 2; i < 5; ++i) BOOST_TEST(out[i] == static_cast<float>(b.pixels[i] / 127.5 - 1.0));
 }

@@ -14,6 +14,7 @@
 
 #include "apps/cli.h"
 #include "core/backend.h"
+#include "core/buffer.h"
 #include "core/clock.h"
 #include "core/common.h"
 #include "core/config.h"
@@ -29,13 +30,14 @@ namespace {
 struct Model {
   UNet net;
   int64_t P;
-  float *params, *grads, *m, *v, *ema;
-  Model(const Config& cfg, Ops& ops) : net(cfg.model), P(net.layout().size()) {
-    params = ops.alloc(P), grads = ops.alloc(P), m = ops.alloc(P), v = ops.alloc(P), ema = ops.alloc(P);
+  ParamBuffer params, ema;
+  Buffer grads, m, v;
+  Model(const Config& cfg, Ops& ops)
+      : net(cfg.model), P(net.layout().size()), params(ops, P), ema(ops, P), grads(ops, P), m(ops, P), v(ops, P) {
     HostFloats host = alloc_host_floats(P);
     init_params(net.layout(), host.get(), cfg.train.seed);
-    ops.upload(params, host.get(), P);
-    ops.copy(ema, params, P);
+    params.load(host.get());
+    ema.copy_from(params);
   }
 };
 
@@ -45,16 +47,14 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
   Optimizer opt(cfg.train);
   const int R = cfg.model.resolution;
   const int64_t per_example = int64_t{R} * R * cfg.model.in_channels;
-  float* x0 = ops.alloc(N * per_example);
-  float* noise = ops.alloc(N * per_example);
-  float* x_t = ops.alloc(N * per_example);
-  float* eps = ops.alloc(N * per_example);
-  float* d_eps = ops.alloc(N * per_example);
-  float* t_dev = ops.alloc(N);
+  const Buffer x0_buf(ops, N * per_example), noise_buf(ops, N * per_example), x_t_buf(ops, N * per_example);
+  const Buffer eps_buf(ops, N * per_example), d_eps_buf(ops, N * per_example), t_buf(ops, N);
+  float *x0 = x0_buf.get(), *noise = noise_buf.get(), *x_t = x_t_buf.get(), *eps = eps_buf.get();
+  float *d_eps = d_eps_buf.get(), *t_dev = t_buf.get();
   ops.fill_normal(x0, N, per_example, 1, Purpose::kTest, 0, 0, 0);
   model.net.prepare(ops, N);
   Pass ps;
-  ps.ops = &ops, ps.params = model.params, ps.grads = model.grads, ps.N = N, ps.training = true;
+  ps.ops = &ops, ps.params = model.params.get(), ps.grads = model.grads.get(), ps.N = N, ps.training = true;
   std::vector<int> t(N);
   std::vector<float> t_float(N);
   std::vector<double> losses(N);
@@ -68,12 +68,14 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
     ops.fill_normal(noise, N, per_example, cfg.train.seed, Purpose::kNoise, 0, static_cast<uint32_t>(it), 0);
     ops.q_sample(diffusion, x_t, x0, noise, t.data(), N, per_example);
     ps.dropout = DropoutKey{cfg.train.seed, 0, static_cast<uint32_t>(it), 0};
-    ops.zero(model.grads, model.P);
+    ps.version = model.params.version();
+    ops.zero(model.grads.get(), model.P);
     model.net.forward(ps, eps, x_t, t_dev);
     ops.training_losses(diffusion, losses.data(), d_eps, eps, x0, x_t, noise, t.data(), N, per_example, 1.0 / N);
     model.net.backward(ps, d_eps);
-    opt.step(ops, model.params, model.grads, model.m, model.v, model.ema, model.P);
-    ++ps.version;
+    // As the trainer updates: the norm, then the update, which moves the weights' version on.
+    opt.apply(ops, model.params, model.grads, model.m, model.v, &model.ema,
+              opt.gradient_norm(ops, model.grads.get(), model.P));
     ops.synchronize();
     if (it >= warmup) times.push_back(now_seconds() - t0);
     loss = 0;
@@ -82,9 +84,6 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
   const double step_s = median(times);
   std::printf("train: batch %d, %.4f s/step (%.1f img/s), last loss %.5f\n", N, step_s, N / step_s, loss);
   std::printf("RESULT train_step_s=%.6f train_img_s=%.3f\n", step_s, N / step_s);
-  for (float* p : {x0, noise, x_t, eps, d_eps, t_dev, model.params, model.grads, model.m, model.v, model.ema}) {
-    ops.release(p);
-  }
 }
 
 // Ancestral sampling, each step's forward a replayed graph (or through core/sampler).
@@ -94,7 +93,7 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
   const int R = cfg.model.resolution;
   const int64_t per_example = int64_t{R} * R * cfg.model.out_ch;
   std::vector<float> out(static_cast<size_t>(N * per_example));
-  model.net.prepare(ops, N);
+  model.net.prepare(ops, N, /*forward_only=*/true);  // as the sampler prepares it: no rebuild inside the timing
   ops.synchronize();
   const double t0 = now_seconds();
   int steps_run = 0;
@@ -102,15 +101,14 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
     SamplerOptions options;
     options.seed = 1;
     Sampler sampler(model.net, ops, diffusion, options);
-    sampler.sample(model.ema, 0, 0, N, out.data(), nullptr);
+    sampler.sample(model.ema, 0, N, out.data(), nullptr);
     steps_run = static_cast<int>(sampler.timesteps().size());
   } else {
-    float* x = ops.alloc(N * per_example);
-    float* eps = ops.alloc(N * per_example);
-    float* noise = ops.alloc(N * per_example);
-    float* t_dev = ops.alloc(N);
+    const Buffer x_buf(ops, N * per_example), eps_buf(ops, N * per_example), noise_buf(ops, N * per_example);
+    const Buffer t_buf(ops, N);
+    float *x = x_buf.get(), *eps = eps_buf.get(), *noise = noise_buf.get(), *t_dev = t_buf.get();
     Pass ps;
-    ps.ops = &ops, ps.params = model.ema, ps.N = N;
+    ps.ops = &ops, ps.params = model.ema.get(), ps.version = model.ema.version(), ps.N = N;
     ops.fill_normal(x, N, per_example, 1, Purpose::kSample, 1, 0, 0);
     std::vector<int> t(N);
     std::vector<float> t_float(N);
@@ -125,7 +123,6 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
     }
     ops.download(out.data(), x, N * per_example);
     ops.drop_graphs();
-    for (float* p : {x, eps, noise, t_dev}) ops.release(p);
   }
   ops.synchronize();
   const double seconds = now_seconds() - t0;
@@ -134,7 +131,6 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
   std::printf("sample%s: %d images, %d steps, %.3f s (mean |x0| %.4f)\n", through_sampler ? " (Sampler)" : "", N,
               steps_run, seconds, mean_abs);
   std::printf("RESULT sample_s=%.4f steps=%d\n", seconds, steps_run);
-  for (float* p : {model.params, model.grads, model.m, model.v, model.ema}) ops.release(p);
 }
 
 int run(int argc, char** argv) {

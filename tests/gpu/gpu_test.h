@@ -1,6 +1,6 @@
 // Shared pieces of the GPU suites: a main() that reports "skipped" (exit code 77,
 // registered as ctest's SKIP_RETURN_CODE) when no CUDA device is present, device
-// buffers filled from host vectors, and the error bounds of each precision.
+// buffers (core/buffer.h) paired on both backends, and the error bounds of each precision.
 //
 // Each suite compares CudaOps with CpuOps (the reference of every kernel) on the same
 // inputs. Bounds are norm-wise relative errors ||gpu - cpu|| / ||cpu||:
@@ -20,6 +20,7 @@
 #include <vector>
 
 #include "core/backend.h"
+#include "core/buffer.h"
 #include "core/common.h"
 #include "core/ops.h"
 #include "gradcheck.h"
@@ -61,30 +62,6 @@ inline Ops& gpu(const std::string& precision = "fp32") {
   if (!by_precision[i]) by_precision[i] = make_cuda_ops(0, precision).release();
   return *by_precision[i];
 }
-
-// A buffer of backend memory initialised from a host vector.
-class Buffer {
- public:
-  Buffer(Ops& ops, const std::vector<float>& host) : ops_(ops), n_(static_cast<int64_t>(host.size())) {
-    p_ = ops.alloc(n_);
-    ops.upload(p_, host.data(), n_);
-  }
-  Buffer(Ops& ops, int64_t n) : ops_(ops), n_(n) { p_ = ops.alloc(n); }
-  ~Buffer() { ops_.release(p_); }
-  Buffer(const Buffer&) = delete;
-  Buffer& operator=(const Buffer&) = delete;
-  float* get() const { return p_; }
-  std::vector<float> host() const {
-    std::vector<float> v(static_cast<size_t>(n_));
-    ops_.download(v.data(), p_, n_);
-    return v;
-  }
-
- private:
-  Ops& ops_;
-  int64_t n_;
-  float* p_ = nullptr;
-};
 
 // The same host data in a CPU and a GPU buffer.
 struct Pair {

@@ -146,9 +146,9 @@ BOOST_AUTO_TEST_CASE(groupnorm_forward_and_backward_match_cpu) {
       Pair x(g, xh), w(g, random(s.C, ++stream)), b(g, random(s.C, ++stream));
       Pair out(g, n), mean(g, int64_t{s.N} * 32), rstd(g, int64_t{s.N} * 32);
       cpu().groupnorm_forward(out.cpu.get(), mean.cpu.get(), rstd.cpu.get(), x.cpu.get(), w.cpu.get(), b.cpu.get(),
-                              s.N, s.HW, s.C, 32, swish);
-      g.groupnorm_forward(out.gpu.get(), mean.gpu.get(), rstd.gpu.get(), x.gpu.get(), w.gpu.get(), b.gpu.get(), s.N,
-                          s.HW, s.C, 32, swish);
+                              {s.N, s.HW, s.C, 32, swish ? Activation::kSwish : Activation::kNone});
+      g.groupnorm_forward(out.gpu.get(), mean.gpu.get(), rstd.gpu.get(), x.gpu.get(), w.gpu.get(), b.gpu.get(),
+                          {s.N, s.HW, s.C, 32, swish ? Activation::kSwish : Activation::kNone});
       BOOST_TEST_INFO("groupnorm " << s.N << "x" << s.HW << "x" << s.C << " swish " << swish);
       BOOST_TEST(rel_error(out.gpu.host(), out.cpu.host()) <= 2e-6);
       BOOST_TEST(rel_error(mean.gpu.host(), mean.cpu.host()) <= 1e-6);
@@ -158,9 +158,11 @@ BOOST_AUTO_TEST_CASE(groupnorm_forward_and_backward_match_cpu) {
           db(g, random(s.C, ++stream));
       for (bool acc : {false, true}) {
         cpu().groupnorm_backward(din.cpu.get(), acc, dw.cpu.get(), db.cpu.get(), dout.cpu.get(), x.cpu.get(),
-                                 mean.cpu.get(), rstd.cpu.get(), w.cpu.get(), b.cpu.get(), s.N, s.HW, s.C, 32, swish);
+                                 mean.cpu.get(), rstd.cpu.get(), w.cpu.get(), b.cpu.get(),
+                                 {s.N, s.HW, s.C, 32, swish ? Activation::kSwish : Activation::kNone});
         g.groupnorm_backward(din.gpu.get(), acc, dw.gpu.get(), db.gpu.get(), dout.gpu.get(), x.gpu.get(),
-                             mean.gpu.get(), rstd.gpu.get(), w.gpu.get(), b.gpu.get(), s.N, s.HW, s.C, 32, swish);
+                             mean.gpu.get(), rstd.gpu.get(), w.gpu.get(), b.gpu.get(),
+                             {s.N, s.HW, s.C, 32, swish ? Activation::kSwish : Activation::kNone});
         BOOST_TEST_INFO("groupnorm backward " << s.N << "x" << s.HW << "x" << s.C << " swish " << swish << " acc "
                                               << acc);
         BOOST_TEST(rel_error(din.gpu.host(), din.cpu.host()) <= 1e-5);

@@ -11,6 +11,7 @@
 // formula (a missing term, a transposed weight, a bad index) gives errors of order 1.
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <functional>
@@ -54,21 +55,29 @@ struct GradCheckResult {
   int checked = 0;
 };
 
+// A variable seen one element at a time, so that it may live in backend memory.
+struct ElementAccess {
+  int64_t n = 0;
+  std::function<float(int64_t)> get;
+  std::function<void(int64_t, float)> set;
+};
+
 // Compares analytic[i] with the central difference of loss() in var[i] on up to
 // `samples` evenly spread elements.
-inline GradCheckResult numeric_gradient_check(float* var, int64_t n, const float* analytic,
+inline GradCheckResult numeric_gradient_check(const ElementAccess& var, const float* analytic,
                                               const std::function<double()>& loss, int samples = 24,
                                               float h = 1e-2f) {
   GradCheckResult r;
   double diff2 = 0, ref2 = 0, num2 = 0;
+  const int64_t n = var.n;
   const int64_t stride = std::max<int64_t>(1, n / samples);
   for (int64_t i = (stride / 2) % n; i < n && r.checked < samples; i += stride, ++r.checked) {
-    const float saved = var[i];
-    var[i] = saved + h;
+    const float saved = var.get(i);
+    var.set(i, saved + h);
     const double lp = loss();
-    var[i] = saved - h;
+    var.set(i, saved - h);
     const double lm = loss();
-    var[i] = saved;
+    var.set(i, saved);
     const double numeric = (lp - lm) / (2.0 * h);
     diff2 += (numeric - analytic[i]) * (numeric - analytic[i]);
     ref2 += static_cast<double>(analytic[i]) * analytic[i];
@@ -78,6 +87,14 @@ inline GradCheckResult numeric_gradient_check(float* var, int64_t n, const float
   r.numeric_norm = std::sqrt(num2);
   r.rel_error = std::sqrt(diff2) / std::max(std::sqrt(ref2), 1e-12);
   return r;
+}
+
+// The same for a variable in host memory.
+inline GradCheckResult numeric_gradient_check(float* var, int64_t n, const float* analytic,
+                                              const std::function<double()>& loss, int samples = 24,
+                                              float h = 1e-2f) {
+  const ElementAccess access{n, [var](int64_t i) { return var[i]; }, [var](int64_t i, float v) { var[i] = v; }};
+  return numeric_gradient_check(access, analytic, loss, samples, h);
 }
 
 // Directional check for large graphs, where one element moves the loss too little

@@ -4,17 +4,22 @@
 #define BOOST_TEST_MODULE cpu_kernels
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <memory>
+#include <set>
 
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/vec_math.h"
 #include "gradcheck.h"
+#include "op_registry.h"
+#include "reference_ops.h"
 
 using namespace ddpm;
 using test::random_vector;
 using test::conv3x3;
 using test::downsample;
+using test::rel_error;
 
 namespace {
 
@@ -22,38 +27,6 @@ Ops& ops() {
   static std::unique_ptr<Ops> o = make_cpu_ops();
   return *o;
 }
-
-double rel_error(const std::vector<float>& got, const std::vector<double>& want) {
-  double d = 0, n = 0;
-  for (size_t i = 0; i < got.size(); ++i) {
-    d += (got[i] - want[i]) * (got[i] - want[i]);
-    n += want[i] * want[i];
-  }
-  return std::sqrt(d / std::max(n, 1e-300));
-}
-
-// out [N, Ho, Wo, O] of an NHWC convolution with OIHW weights, in double.
-std::vector<double> conv_reference(const ConvSpec& s, const std::vector<float>& x, const std::vector<float>& w,
-                                   const std::vector<float>& b) {
-  const int Ho = s.out_h(), Wo = s.out_w();
-  std::vector<double> out(static_cast<size_t>(s.N) * Ho * Wo * s.O);
-  for (int n = 0; n < s.N; ++n)
-    for (int oy = 0; oy < Ho; ++oy)
-      for (int ox = 0; ox < Wo; ++ox)
-        for (int o = 0; o < s.O; ++o) {
-          double acc = b[o];
-          for (int ky = 0; ky < s.K; ++ky)
-            for (int kx = 0; kx < s.K; ++kx) {
-              const int iy = oy * s.stride + ky - s.pad_top, ix = ox * s.stride + kx - s.pad_left;
-              if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
-              const float* px = &x[((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C];
-              for (int c = 0; c < s.C; ++c) acc += double(px[c]) * w[((static_cast<size_t>(o) * s.C + c) * s.K + ky) * s.K + kx];
-            }
-          out[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.O + o] = acc;
-        }
-  return out;
-}
-
 
 }  // namespace
 
@@ -77,7 +50,7 @@ BOOST_AUTO_TEST_CASE(conv_forward_matches_plain_loops_on_model_shapes) {
       auto conv = ops().make_conv2d(s);
       std::vector<float> out(static_cast<size_t>(s.N) * s.out_h() * s.out_w() * s.O);
       conv->forward(out.data(), false, x.data(), w.data(), b.data(), 1);
-      const std::vector<double> want = conv_reference(s, x, w, b);
+      const std::vector<double> want = test::conv_reference(s, x, w, b);
       BOOST_TEST(rel_error(out, want) < 1e-5);
       // accumulate: out += conv(x)
       std::vector<float> acc(out.size(), 0.5f);
@@ -149,13 +122,7 @@ BOOST_AUTO_TEST_CASE(linear_matches_plain_loops) {
   auto x = random_vector(M * C, 1), w = random_vector(O * C, 2), b = random_vector(O, 3);
   std::vector<float> out(M * O);
   ops().linear_forward(out.data(), false, x.data(), w.data(), b.data(), M, C, O);
-  std::vector<double> want(M * O);
-  for (int m = 0; m < M; ++m)
-    for (int o = 0; o < O; ++o) {
-      double acc = b[o];
-      for (int c = 0; c < C; ++c) acc += double(x[m * C + c]) * w[o * C + c];
-      want[m * O + o] = acc;
-    }
+  const std::vector<double> want = test::linear_reference(x, w, b, M, C, O);
   BOOST_TEST(rel_error(out, want) < 1e-6);
 }
 
@@ -164,50 +131,19 @@ BOOST_AUTO_TEST_CASE(attention_matches_plain_softmax) {
   auto q = random_vector(N * L * C, 1, 2.0f), k = random_vector(N * L * C, 2, 2.0f), v = random_vector(N * L * C, 3);
   std::vector<float> a(N * L * C), p(N * L * L);
   ops().attention_forward(a.data(), p.data(), q.data(), k.data(), v.data(), N, L, C);
-  std::vector<double> want(a.size());
-  for (int n = 0; n < N; ++n)
-    for (int i = 0; i < L; ++i) {
-      std::vector<double> s(L);
-      double mx = -1e300, sum = 0;
-      for (int j = 0; j < L; ++j) {
-        double d = 0;
-        for (int c = 0; c < C; ++c) d += double(q[(n * L + i) * C + c]) * k[(n * L + j) * C + c];
-        s[j] = d / std::sqrt(double(C));
-        mx = std::max(mx, s[j]);
-      }
-      for (double& x : s) sum += (x = std::exp(x - mx));
-      for (int c = 0; c < C; ++c) {
-        double acc = 0;
-        for (int j = 0; j < L; ++j) acc += s[j] / sum * v[(n * L + j) * C + c];
-        want[(n * L + i) * C + c] = acc;
-      }
-    }
+  const std::vector<double> want = test::attention_reference(q, k, v, N, L, C);
   BOOST_TEST(rel_error(a, want) < 1e-6);
 }
 
 BOOST_AUTO_TEST_CASE(groupnorm_matches_plain_loops) {
-  const int N = 2, HW = 64, C = 128, G = 32, Cg = C / G;
+  const int N = 2, HW = 64, C = 128, G = 32;
   auto x = random_vector(N * HW * C, 1, 3.0f), w = random_vector(C, 2), b = random_vector(C, 3);
   for (float& v : x) v += 5.0f;  // a large mean: the variance must not cancel badly
   std::vector<float> out(x.size()), mean(N * G), rstd(N * G);
   for (bool swish : {false, true}) {
-    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, HW, C, G, swish);
-    std::vector<double> want(x.size());
-    for (int n = 0; n < N; ++n)
-      for (int g = 0; g < G; ++g) {
-        double s = 0, s2 = 0;
-        for (int p = 0; p < HW; ++p)
-          for (int c = g * Cg; c < (g + 1) * Cg; ++c) s += x[(n * HW + p) * C + c];
-        const double mu = s / (HW * Cg);
-        for (int p = 0; p < HW; ++p)
-          for (int c = g * Cg; c < (g + 1) * Cg; ++c) s2 += std::pow(x[(n * HW + p) * C + c] - mu, 2);
-        const double rs = 1.0 / std::sqrt(s2 / (HW * Cg) + 1e-6);
-        for (int p = 0; p < HW; ++p)
-          for (int c = g * Cg; c < (g + 1) * Cg; ++c) {
-            const double y = (x[(n * HW + p) * C + c] - mu) * rs * w[c] + b[c];
-            want[(n * HW + p) * C + c] = swish ? y / (1.0 + std::exp(-y)) : y;
-          }
-      }
+    ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(),
+                            {N, HW, C, G, swish ? Activation::kSwish : Activation::kNone});
+    const std::vector<double> want = test::groupnorm_reference(x, w, b, N, HW, C, G, swish);
     BOOST_TEST(rel_error(out, want) < 1e-6);
   }
 }
@@ -252,12 +188,59 @@ BOOST_AUTO_TEST_CASE(timestep_embedding_matches_formula) {
   const std::vector<float> t{0.0f, 17.0f, 999.0f};
   std::vector<float> out(N * dim);
   ops().timestep_embedding(out.data(), t.data(), N, dim);
-  std::vector<double> want(out.size());
-  for (int n = 0; n < N; ++n)
-    for (int i = 0; i < dim / 2; ++i) {
-      const double arg = t[n] * std::exp(-std::log(10000.0) * i / (dim / 2 - 1));
-      want[n * dim + i] = std::sin(arg);
-      want[n * dim + dim / 2 + i] = std::cos(arg);
-    }
+  const std::vector<double> want = test::timestep_embedding_reference(t, dim);
   BOOST_TEST(rel_error(out, want) < 1e-5);
+}
+
+// The conversion training uses (Trainer: Ops::images_to_model on the loader's pixels):
+// x / 127.5 - 1 in float, for every byte value. The endpoints are exact; every value is
+// within half an ulp of 1 (2^-24, the rounding of the subtraction) of the exact one; and
+// the bits are those of the float formula, so no backend or refactor changes a number.
+BOOST_AUTO_TEST_CASE(images_to_model_is_x_over_127_5_minus_1) {
+  std::vector<uint8_t> pixels(256 * 3);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i % 256);
+  std::vector<float> out(pixels.size());
+  ops().images_to_model(out.data(), pixels.data(), static_cast<int64_t>(pixels.size()));
+  BOOST_TEST(out[0] == -1.0f);
+  BOOST_TEST(out[255] == 1.0f);
+  for (size_t i = 0; i < pixels.size(); ++i) {
+    const double exact = pixels[i] / 127.5 - 1.0;
+    BOOST_TEST(std::fabs(out[i] - exact) <= std::ldexp(1.0, -24), "byte " << int(pixels[i]));
+    BOOST_TEST(out[i] == static_cast<float>(pixels[i]) / 127.5f - 1.0f, "byte " << int(pixels[i]));
+  }
+}
+
+// The registry (op_registry.h): every case's CPU forward against its plain reference.
+BOOST_AUTO_TEST_CASE(every_registry_case_matches_its_plain_reference) {
+  for (const test::OpCase& c : test::op_cases()) {
+    BOOST_TEST_CONTEXT(c.label()) {
+      BOOST_TEST((c.reference || !c.reference_elsewhere.empty()), "a case needs a reference");
+      if (!c.reference) continue;  // checked by the suite reference_elsewhere names
+      const auto t = test::run_case(ops(), c);
+      const auto want = c.reference(c.tensors);
+      for (const std::string& out : c.outputs) {
+        BOOST_TEST_CONTEXT(out) {
+          BOOST_REQUIRE(want.count(out) == 1u);
+          const std::vector<double> got = t->result(out);
+          BOOST_TEST(test::result_error(got, want.at(out)) <= c.reference_bound);
+        }
+      }
+    }
+  }
+}
+
+// Every Ops method core/ops.h declares has a registry case (or is used by every case to
+// move tensors, or computes nothing), and every method a case names exists.
+BOOST_AUTO_TEST_CASE(every_ops_method_has_a_registry_case) {
+  const std::vector<std::string> declared = test::declared_ops_methods();
+  BOOST_TEST(declared.size() >= 30u);  // the parser found the interface
+  std::set<std::string> covered(test::methods_every_case_runs().begin(), test::methods_every_case_runs().end());
+  covered.insert(test::methods_without_computation().begin(), test::methods_without_computation().end());
+  for (const test::OpCase& c : test::op_cases()) {
+    for (const std::string& m : c.methods) {
+      BOOST_TEST((std::find(declared.begin(), declared.end(), m) != declared.end()), c.label() << ": no Ops::" << m);
+      covered.insert(m);
+    }
+  }
+  for (const std::string& m : declared) BOOST_TEST(covered.count(m) == 1u, "Ops::" << m << " has no case");
 }

@@ -20,6 +20,7 @@
 #include <string>
 #include <vector>
 
+#include "core/buffer.h"
 #include "core/common.h"
 #include "core/config.h"
 #include "core/h5.h"
@@ -93,14 +94,6 @@ double read_scalar_f64(const h5::File& f, const std::string& name) {
   return v;
 }
 
-// Backend buffers freed on scope exit.
-struct DeviceBuffer {
-  Ops& ops;
-  float* p;
-  DeviceBuffer(Ops& o, int64_t n) : ops(o), p(o.alloc(n)) {}
-  ~DeviceBuffer() { ops.release(p); }
-};
-
 struct TensorError {
   std::string name;
   double error;
@@ -153,24 +146,24 @@ void check_config(const std::string& key, const std::vector<std::string>& must_c
 
   // Forward (dropout off), NCHW <-> NHWC at the model's boundary as the apps do.
   const int64_t n_in = x.size(), n_out = eps_ref.size();
-  DeviceBuffer d_params(*ops, layout.size()), d_grads(*ops, layout.size());
-  DeviceBuffer x_nchw(*ops, n_in), x_nhwc(*ops, n_in), eps_nhwc(*ops, n_out), eps_nchw(*ops, n_out);
-  DeviceBuffer deps_nchw(*ops, n_out), deps_nhwc(*ops, n_out), t_dev(*ops, N);
-  ops->upload(t_dev.p, t.data(), N);
-  ops->upload(d_params.p, params.get(), layout.size());
-  ops->upload(x_nchw.p, x.data(), n_in);
-  ops->nchw_to_nhwc(x_nhwc.p, x_nchw.p, N, C, R, R);
+  Buffer d_params(*ops, layout.size()), d_grads(*ops, layout.size());
+  Buffer x_nchw(*ops, n_in), x_nhwc(*ops, n_in), eps_nhwc(*ops, n_out), eps_nchw(*ops, n_out);
+  Buffer deps_nchw(*ops, n_out), deps_nhwc(*ops, n_out), t_dev(*ops, N);
+  ops->upload(t_dev.get(), t.data(), N);
+  ops->upload(d_params.get(), params.get(), layout.size());
+  ops->upload(x_nchw.get(), x.data(), n_in);
+  ops->nchw_to_nhwc(x_nhwc.get(), x_nchw.get(), N, C, R, R);
   net.prepare(*ops, N);
   Pass ps;
   ps.ops = ops.get();
-  ps.params = d_params.p;
-  ps.grads = d_grads.p;
+  ps.params = d_params.get();
+  ps.grads = d_grads.get();
   ps.N = N;
   ps.training = false;
-  net.forward(ps, eps_nhwc.p, x_nhwc.p, t_dev.p);
-  ops->nhwc_to_nchw(eps_nchw.p, eps_nhwc.p, N, O, R, R);
+  net.forward(ps, eps_nhwc.get(), x_nhwc.get(), t_dev.get());
+  ops->nhwc_to_nchw(eps_nchw.get(), eps_nhwc.get(), N, O, R, R);
   std::vector<float> eps(static_cast<size_t>(n_out));
-  ops->download(eps.data(), eps_nchw.p, n_out);
+  ops->download(eps.data(), eps_nchw.get(), n_out);
   ops->synchronize();
 
   const double eps_err = relative_error(eps.data(), eps_ref.data(), eps.size());
@@ -191,12 +184,12 @@ void check_config(const std::string& key, const std::vector<std::string>& must_c
   BOOST_CHECK_MESSAGE(loss_err <= kLossTol, "config " << key << ": loss " << loss << " vs PyTorch " << loss_ref);
 
   // Backward into a zeroed gradient buffer (alloc zero-fills; zero again to be explicit).
-  ops->zero(d_grads.p, layout.size());
-  ops->upload(deps_nchw.p, d_eps.data(), n_out);
-  ops->nchw_to_nhwc(deps_nhwc.p, deps_nchw.p, N, O, R, R);
-  net.backward(ps, deps_nhwc.p);
+  ops->zero(d_grads.get(), layout.size());
+  ops->upload(deps_nchw.get(), d_eps.data(), n_out);
+  ops->nchw_to_nhwc(deps_nhwc.get(), deps_nchw.get(), N, O, R, R);
+  net.backward(ps, deps_nhwc.get());
   HostFloats grads = alloc_host_floats(layout.size());
-  ops->download(grads.get(), d_grads.p, layout.size());
+  ops->download(grads.get(), d_grads.get(), layout.size());
   ops->synchronize();
 
   std::vector<std::vector<float>> refs;

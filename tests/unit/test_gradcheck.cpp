@@ -1,5 +1,7 @@
-// Finite-difference gradient checks: every CPU layer, every block, and the whole U-Net
-// on tiny configs (attention, nin_shortcut, dropout, both resampling modes).
+// Finite-difference gradient checks: every differentiable case of the op registry on
+// every backend present (the CPU always, CUDA when a device is there), then every
+// block and the whole U-Net on tiny configs on the CPU (attention, nin_shortcut,
+// dropout, both resampling modes).
 #define BOOST_TEST_MODULE gradcheck
 #include <boost/test/unit_test.hpp>
 
@@ -8,7 +10,9 @@
 #include "core/blocks.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/unet.h"
+#include "backends.h"
 #include "gradcheck.h"
+#include "op_registry.h"
 
 using namespace ddpm;
 using test::numeric_gradient_check;
@@ -76,167 +80,67 @@ void check_all_params(const std::string& prefix, const ParamLayout& layout, std:
 
 }  // namespace
 
-BOOST_AUTO_TEST_CASE(linear) {
-  const int M = 6, C = 5, O = 7;
-  auto x = random_vector(M * C, 1), w = random_vector(O * C, 2), b = random_vector(O, 3), R = random_vector(M * O, 4);
-  std::vector<float> out(M * O);
+namespace {
+
+// One registry case's backward against finite differences of its forward, on `ops`:
+// L = sum over outputs of dot(d<output>, output), every input element sampled.
+void check_registry_case(Ops& ops, const test::OpCase& c, const std::string& backend) {
+  test::BackendTensors t(ops, c.tensors);
+  c.forward(ops, t);
+  c.backward(ops, t);
   auto loss = [&] {
-    ops().linear_forward(out.data(), false, x.data(), w.data(), b.data(), M, C, O);
-    return test::dot(R, out.data());
+    c.forward(ops, t);
+    double l = 0;
+    for (const std::string& out : c.outputs) l += test::dot(c.tensors.at("d" + out), t.download(out).data());
+    return l;
   };
+  for (const std::string& in : c.inputs) {
+    const std::vector<float> analytic = t.download("d" + in);
+    const test::ElementAccess access{t.size(in), [&](int64_t i) { return t.get(in, i); },
+                                     [&](int64_t i, float v) { t.set(in, i, v); }};
+    expect_close(backend + " " + c.label() + " d" + in,
+                 numeric_gradient_check(access, analytic.data(), loss, c.fd_samples));
+  }
+}
+
+}  // namespace
+
+// Every differentiable case of the registry (op_registry.h: every layer op on the
+// model's shapes) on every backend this process has.
+BOOST_AUTO_TEST_CASE(every_registry_case_on_every_backend) {
+  int checked = 0;
+  for (const test::PresentBackend& backend : test::present_backends()) {
+    BOOST_TEST_MESSAGE("finite differences on backend " << backend.name);
+    for (const test::OpCase& c : test::op_cases()) {
+      if (!c.backward) continue;
+      check_registry_case(*backend.ops, c, backend.name);
+      ++checked;
+    }
+  }
+  BOOST_TEST(checked >= 50);
+}
+
+// Activation gradients accumulate when asked; parameter gradients always do.
+BOOST_AUTO_TEST_CASE(accumulate_adds_to_what_is_there) {
+  const int M = 6, C = 5, O = 7;
+  auto x = random_vector(M * C, 1), w = random_vector(O * C, 2), R = random_vector(M * O, 4);
   std::vector<float> dx(M * C), dw(O * C, 0.0f), db(O, 0.0f);
   ops().linear_backward(dx.data(), false, dw.data(), db.data(), R.data(), x.data(), w.data(), M, C, O);
-  expect_close("linear dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss));
-  expect_close("linear dw", numeric_gradient_check(w.data(), w.size(), dw.data(), loss));
-  expect_close("linear db", numeric_gradient_check(b.data(), b.size(), db.data(), loss));
-  // accumulate adds to what is there
+  const std::vector<float> dw1 = dw, db1 = db;
   std::vector<float> dx2(M * C, 1.0f);
   ops().linear_backward(dx2.data(), true, dw.data(), db.data(), R.data(), x.data(), w.data(), M, C, O);
   for (int i = 0; i < M * C; ++i) BOOST_TEST(dx2[i] == dx[i] + 1.0f, boost::test_tools::tolerance(1e-5f));
-}
+  for (int i = 0; i < O * C; ++i) BOOST_TEST(dw[i] == 2.0f * dw1[i], boost::test_tools::tolerance(1e-5f));
+  for (int i = 0; i < O; ++i) BOOST_TEST(db[i] == 2.0f * db1[i], boost::test_tools::tolerance(1e-5f));
 
-struct ConvCase {
-  const char* name;
-  ConvSpec spec;
-};
-
-BOOST_AUTO_TEST_CASE(conv2d) {
-  ConvSpec plain;
-  plain.N = 2, plain.H = 5, plain.W = 6, plain.C = 3, plain.O = 4;
-  ConvSpec down = plain;
-  down.H = 6, down.stride = 2, down.pad_top = 0, down.pad_left = 0, down.pad_bottom = 1, down.pad_right = 1;
-  for (const ConvCase& cc : {ConvCase{"conv 3x3", plain}, ConvCase{"downsample conv", down}}) {
-    const ConvSpec& s = cc.spec;
-    auto conv = ops().make_conv2d(s);
-    const int64_t n_in = int64_t{s.N} * s.H * s.W * s.C, n_out = int64_t{s.N} * s.out_h() * s.out_w() * s.O;
-    auto x = random_vector(n_in, 10), w = random_vector(s.O * s.C * 9, 11), b = random_vector(s.O, 12);
-    auto R = random_vector(n_out, 13);
-    std::vector<float> out(n_out);
-    uint64_t version = 0;
-    auto loss = [&] {
-      conv->forward(out.data(), false, x.data(), w.data(), b.data(), ++version);
-      return test::dot(R, out.data());
-    };
-    std::vector<float> dx(n_in), dw(w.size(), 0.0f), db(s.O, 0.0f);
-    conv->backward(dx.data(), false, dw.data(), db.data(), R.data(), x.data(), w.data(), ++version);
-    expect_close(std::string(cc.name) + " dx", numeric_gradient_check(x.data(), n_in, dx.data(), loss));
-    expect_close(std::string(cc.name) + " dw", numeric_gradient_check(w.data(), w.size(), dw.data(), loss));
-    expect_close(std::string(cc.name) + " db", numeric_gradient_check(b.data(), s.O, db.data(), loss));
+  const int N = 2, H = 4, W = 6;
+  auto R4 = random_vector(N * H * W * C / 4, 36);
+  std::vector<float> assigned(N * H * W * C, 7.0f), accumulated(N * H * W * C, 0.5f);
+  ops().avgpool2x_backward(assigned.data(), false, R4.data(), N, H, W, C);
+  ops().avgpool2x_backward(accumulated.data(), true, R4.data(), N, H, W, C);
+  for (size_t i = 0; i < assigned.size(); ++i) {
+    BOOST_TEST(accumulated[i] == assigned[i] + 0.5f, boost::test_tools::tolerance(1e-6f));
   }
-}
-
-BOOST_AUTO_TEST_CASE(groupnorm_with_and_without_swish) {
-  for (bool swish : {false, true}) {
-    for (int G : {2, 8}) {
-      const int N = 2, HW = 5, C = 8;
-      auto x = random_vector(N * HW * C, 20, 2.0f), w = random_vector(C, 21), b = random_vector(C, 22);
-      for (float& v : w) v += 1.0f;
-      auto R = random_vector(N * HW * C, 23);
-      std::vector<float> out(x.size()), mean(N * G), rstd(N * G);
-      auto loss = [&] {
-        ops().groupnorm_forward(out.data(), mean.data(), rstd.data(), x.data(), w.data(), b.data(), N, HW, C, G, swish);
-        return test::dot(R, out.data());
-      };
-      loss();
-      std::vector<float> dx(x.size()), dw(C, 0.0f), db(C, 0.0f);
-      ops().groupnorm_backward(dx.data(), false, dw.data(), db.data(), R.data(), x.data(), mean.data(), rstd.data(),
-                               w.data(), b.data(), N, HW, C, G, swish);
-      const std::string tag = std::string("groupnorm G=") + std::to_string(G) + (swish ? " +swish" : "");
-      expect_close(tag + " dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
-      expect_close(tag + " dw", numeric_gradient_check(w.data(), C, dw.data(), loss));
-      expect_close(tag + " db", numeric_gradient_check(b.data(), C, db.data(), loss));
-    }
-  }
-}
-
-BOOST_AUTO_TEST_CASE(swish_dropout_bias_resample_concat) {
-  const int N = 2, H = 4, W = 6, C = 3;
-  const int64_t n = int64_t{N} * H * W * C;
-  auto x = random_vector(n, 30, 3.0f);
-  {
-    auto R = random_vector(n, 31);
-    std::vector<float> out(n), dx(n);
-    auto loss = [&] {
-      ops().swish_forward(out.data(), x.data(), n);
-      return test::dot(R, out.data());
-    };
-    ops().swish_backward(dx.data(), R.data(), x.data(), n);
-    expect_close("swish", numeric_gradient_check(x.data(), n, dx.data(), loss));
-  }
-  {
-    DropoutKey key{7, 3, 11, 5};
-    auto R = random_vector(n, 32);
-    std::vector<float> out(n);
-    auto loss = [&] {
-      out = x;
-      ops().dropout_apply(out.data(), 0.4f, key, N, n / N);
-      return test::dot(R, out.data());
-    };
-    std::vector<float> dx = R;
-    ops().dropout_apply(dx.data(), 0.4f, key, N, n / N);
-    expect_close("dropout", numeric_gradient_check(x.data(), n, dx.data(), loss, 40));
-  }
-  {
-    auto bias = random_vector(N * C, 33), R = random_vector(n, 34);
-    std::vector<float> out(n), dbias(N * C);
-    auto loss = [&] {
-      out = x;
-      ops().add_channel_bias(out.data(), bias.data(), N, H * W, C);
-      return test::dot(R, out.data());
-    };
-    ops().sum_over_hw(dbias.data(), R.data(), N, H * W, C);
-    expect_close("channel bias", numeric_gradient_check(bias.data(), N * C, dbias.data(), loss));
-  }
-  {
-    auto R = random_vector(n * 4, 35);
-    std::vector<float> out(n * 4), dx(n);
-    auto loss = [&] {
-      ops().upsample2x_forward(out.data(), x.data(), N, H, W, C);
-      return test::dot(R, out.data());
-    };
-    ops().upsample2x_backward(dx.data(), R.data(), N, H, W, C);
-    expect_close("upsample", numeric_gradient_check(x.data(), n, dx.data(), loss));
-  }
-  {
-    auto R = random_vector(n / 4, 36);
-    std::vector<float> out(n / 4), dx(n, 0.5f);
-    auto loss = [&] {
-      ops().avgpool2x_forward(out.data(), x.data(), N, H, W, C);
-      return test::dot(R, out.data());
-    };
-    ops().avgpool2x_backward(dx.data(), true, R.data(), N, H, W, C);
-    for (float& v : dx) v -= 0.5f;  // accumulate added to 0.5
-    expect_close("avgpool", numeric_gradient_check(x.data(), n, dx.data(), loss));
-  }
-  {
-    const int64_t M = int64_t{N} * H * W;
-    auto y = random_vector(M * 2, 37), R = random_vector(M * (C + 2), 38);
-    std::vector<float> out(M * (C + 2)), dx(n), dy(M * 2);
-    auto loss = [&] {
-      ops().concat_channels(out.data(), x.data(), y.data(), M, C, 2);
-      return test::dot(R, out.data());
-    };
-    ops().split_channels(dx.data(), dy.data(), R.data(), M, C, 2);
-    expect_close("concat a", numeric_gradient_check(x.data(), n, dx.data(), loss));
-    expect_close("concat b", numeric_gradient_check(y.data(), M * 2, dy.data(), loss));
-  }
-}
-
-BOOST_AUTO_TEST_CASE(attention_core) {
-  const int N = 2, L = 6, C = 5;
-  auto q = random_vector(N * L * C, 40, 1.5f), k = random_vector(N * L * C, 41, 1.5f), v = random_vector(N * L * C, 42);
-  auto R = random_vector(N * L * C, 43);
-  std::vector<float> a(N * L * C), p(N * L * L);
-  auto loss = [&] {
-    ops().attention_forward(a.data(), p.data(), q.data(), k.data(), v.data(), N, L, C);
-    return test::dot(R, a.data());
-  };
-  loss();
-  std::vector<float> dq(q.size()), dk(k.size()), dv(v.size());
-  ops().attention_backward(dq.data(), dk.data(), dv.data(), R.data(), p.data(), q.data(), k.data(), v.data(), N, L, C);
-  expect_close("attention dq", numeric_gradient_check(q.data(), q.size(), dq.data(), loss, 40));
-  expect_close("attention dk", numeric_gradient_check(k.data(), k.size(), dk.data(), loss, 40));
-  expect_close("attention dv", numeric_gradient_check(v.data(), v.size(), dv.data(), loss, 40));
 }
 
 namespace {
@@ -244,10 +148,10 @@ namespace {
 template <typename Block>
 void plan_block(Arena& arena, Block& block, int N) {
   arena.begin_pass();
-  block.plan(arena, N);
+  block.plan(arena, N, true);
   arena.allocate(ops());
   arena.begin_pass();
-  block.plan(arena, N);
+  block.plan(arena, N, true);
 }
 }  // namespace
 
@@ -276,7 +180,7 @@ BOOST_AUTO_TEST_CASE(resblock_with_and_without_nin_shortcut) {
     };
     loss();
     std::vector<float> dx(x.size()), dtemb(temb.size(), 0.0f);
-    block.backward(ps, dx.data(), false, dtemb.data(), R.data());
+    block.backward(ps, InputGrad{dx.data(), GradWrite::kAssign}, InputGrad{dtemb.data(), GradWrite::kAdd}, R.data());
     const std::string tag = out_ch == in_ch ? "resblock " : "resblock+nin ";
     expect_close(tag + "dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
     expect_close(tag + "dtemb", numeric_gradient_check(temb.data(), temb.size(), dtemb.data(), loss));
@@ -303,7 +207,7 @@ BOOST_AUTO_TEST_CASE(attnblock) {
   };
   loss();
   std::vector<float> dx(x.size());
-  block.backward(ps, dx.data(), false, R.data());
+  block.backward(ps, InputGrad{dx.data(), GradWrite::kAssign}, R.data());
   expect_close("attnblock dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
   check_all_params("attnblock ", layout, params, grads, loss, 12);
   arena.release(ops());

@@ -1,14 +1,12 @@
 // Single-head self-attention core (the q/k/v/proj_out 1x1 convolutions are linear
-// layers around it): per image, p = softmax(q k^T / sqrt(C)) over keys, a = p v.
+// layers around it): per image, p = softmax(q k^T / sqrt(C)) over keys, a = p v; the
+// products are CpuOps::gemm's cached matmul primitives, as cuda/attention.cu's cuBLAS.
 #include <cmath>
 
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/vec_math.h"
 
 namespace ddpm {
-namespace {
-constexpr int kAttnScratchSlot = 3;
-}
 
 // a [N, L, C], p [N, L, L] (saved) from q, k, v [N, L, C]
 void CpuOps::attention_forward(float* a, float* p, const float* q, const float* k, const float* v, int N, int L,
@@ -17,7 +15,7 @@ void CpuOps::attention_forward(float* a, float* p, const float* q, const float* 
   const int64_t LC = static_cast<int64_t>(L) * C, LL = static_cast<int64_t>(L) * L;
   for (int n = 0; n < N; ++n) {
     float* pn = p + n * LL;
-    sgemm(false, true, L, L, C, scale, q + n * LC, C, k + n * LC, C, 0.0f, pn, L);
+    gemm(false, true, L, L, C, scale, q + n * LC, C, k + n * LC, C, false, pn, L);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < L; ++i) {
       float* row = pn + static_cast<int64_t>(i) * L;
@@ -33,7 +31,7 @@ void CpuOps::attention_forward(float* a, float* p, const float* q, const float* 
 #pragma omp simd
       for (int j = 0; j < L; ++j) row[j] *= inv;
     }
-    sgemm(false, false, L, C, L, 1.0f, pn, L, v + n * LC, C, 0.0f, a + n * LC, C);
+    gemm(false, false, L, C, L, 1.0f, pn, L, v + n * LC, C, false, a + n * LC, C);
   }
 }
 
@@ -42,11 +40,11 @@ void CpuOps::attention_backward(float* dq, float* dk, float* dv, const float* da
                                 const float* k, const float* v, int N, int L, int C) {
   const float scale = 1.0f / std::sqrt(static_cast<float>(C));
   const int64_t LC = static_cast<int64_t>(L) * C, LL = static_cast<int64_t>(L) * L;
-  float* ds = scratch(kAttnScratchSlot, LL);
+  float* ds = scratch_as<float>(kSlotAttnScores, LL);
   for (int n = 0; n < N; ++n) {
     const float* pn = p + n * LL;
-    sgemm(false, true, L, L, C, 1.0f, da + n * LC, C, v + n * LC, C, 0.0f, ds, L);
-    sgemm(true, false, L, C, L, 1.0f, pn, L, da + n * LC, C, 0.0f, dv + n * LC, C);
+    gemm(false, true, L, L, C, 1.0f, da + n * LC, C, v + n * LC, C, false, ds, L);
+    gemm(true, false, L, C, L, 1.0f, pn, L, da + n * LC, C, false, dv + n * LC, C);
 #pragma omp parallel for schedule(static)
     for (int i = 0; i < L; ++i) {
       float* row = ds + static_cast<int64_t>(i) * L;
@@ -57,8 +55,8 @@ void CpuOps::attention_backward(float* dq, float* dk, float* dv, const float* da
 #pragma omp simd
       for (int j = 0; j < L; ++j) row[j] = prow[j] * (row[j] - dot) * scale;
     }
-    sgemm(false, false, L, C, L, 1.0f, ds, L, k + n * LC, C, 0.0f, dq + n * LC, C);
-    sgemm(true, false, L, C, L, 1.0f, ds, L, q + n * LC, C, 0.0f, dk + n * LC, C);
+    gemm(false, false, L, C, L, 1.0f, ds, L, k + n * LC, C, false, dq + n * LC, C);
+    gemm(true, false, L, C, L, 1.0f, ds, L, q + n * LC, C, false, dk + n * LC, C);
   }
 }
 

@@ -1,11 +1,18 @@
 // Convolution on the CPU through oneDNN. Primitives are built once per layer and
 // shape; activations stay NHWC (oneDNN's brgconv/jit kernels run as fast on it as on
 // blocked layouts here), weights use `format_tag::any` and are reordered from the
-// OIHW parameter buffer only when the weights change (a new version or pointer).
+// OIHW parameter buffer only when the weights change (a new version or pointer). The
+// memory objects and argument maps are built with the primitives and only re-pointed
+// per call, so a call allocates nothing in ddpm (oneDNN's own execution context does:
+// CpuOps::run_primitive marks it as the library's). Descriptor construction, the part of
+// oneDNN's API that changed in 3.x, is in dnnl_compat.h.
 #include <dnnl.hpp>
+
+#include <unordered_map>
 
 #include "core/common.h"
 #include "core/cpu/cpu_ops.h"
+#include "core/cpu/dnnl_compat.h"
 
 namespace ddpm {
 namespace {
@@ -14,10 +21,7 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-// Scratch slots of CpuOps used here.
-constexpr int kScratchpadSlot = 0;  // oneDNN user-managed scratchpad
-constexpr int kDinSlot = 1;         // din before it is accumulated
-constexpr int kDwSlot = 2;          // dw in oneDNN's layout before the accumulating reorder
+using Args = CpuOps::PrimitiveArgs;
 
 class CpuConv2d final : public Conv2d {
  public:
@@ -25,7 +29,7 @@ class CpuConv2d final : public Conv2d {
     auto& eng = ops.engine();
     const memory::dims src_dims{s.N, s.C, s.H, s.W}, dst_dims{s.N, s.O, s.out_h(), s.out_w()};
     const memory::dims w_dims{s.O, s.C, s.K, s.K}, b_dims{s.O};
-    const memory::dims strides{s.stride, s.stride}, pad_l{s.pad_top, s.pad_left}, pad_r{s.pad_bottom, s.pad_right};
+    const dnnl_compat::ConvGeometry geom{{s.stride, s.stride}, {s.pad_top, s.pad_left}, {s.pad_bottom, s.pad_right}};
     src_md_ = memory::desc(src_dims, dt::f32, tag::nhwc);
     dst_md_ = memory::desc(dst_dims, dt::f32, tag::nhwc);
     user_w_md_ = memory::desc(w_dims, dt::f32, tag::oihw);
@@ -34,18 +38,9 @@ class CpuConv2d final : public Conv2d {
 
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    const dnnl::convolution_forward::desc fwd_desc(dnnl::prop_kind::forward_training,
-                                                   dnnl::algorithm::convolution_direct, src_md_, any_w, bias_md_,
-                                                   dst_md_, strides, pad_l, pad_r);
-    fwd_pd_ = dnnl::convolution_forward::primitive_desc(fwd_desc, attr, eng);
-    bwd_data_pd_ = dnnl::convolution_backward_data::primitive_desc(
-        dnnl::convolution_backward_data::desc(dnnl::algorithm::convolution_direct, src_md_, any_w, dst_md_, strides,
-                                              pad_l, pad_r),
-        attr, eng, fwd_pd_);
-    bwd_w_pd_ = dnnl::convolution_backward_weights::primitive_desc(
-        dnnl::convolution_backward_weights::desc(dnnl::algorithm::convolution_direct, src_md_, any_w, bias_md_,
-                                                 dst_md_, strides, pad_l, pad_r),
-        attr, eng, fwd_pd_);
+    fwd_pd_ = dnnl_compat::conv_forward_pd(eng, src_md_, any_w, bias_md_, dst_md_, geom, attr);
+    bwd_data_pd_ = dnnl_compat::conv_backward_data_pd(eng, src_md_, any_w, dst_md_, geom, attr, fwd_pd_);
+    bwd_w_pd_ = dnnl_compat::conv_backward_weights_pd(eng, src_md_, any_w, bias_md_, dst_md_, geom, attr, fwd_pd_);
     fwd_ = dnnl::convolution_forward(fwd_pd_);
     // The same convolution adding into its destination (residual branches): a sum
     // post-op instead of a separate pass over the output.
@@ -53,7 +48,7 @@ class CpuConv2d final : public Conv2d {
     sum.append_sum(1.0f);
     dnnl::primitive_attr sum_attr = attr;
     sum_attr.set_post_ops(sum);
-    fwd_acc_pd_ = dnnl::convolution_forward::primitive_desc(fwd_desc, sum_attr, eng);
+    fwd_acc_pd_ = dnnl_compat::conv_forward_pd(eng, src_md_, any_w, bias_md_, dst_md_, geom, sum_attr);
     fwd_acc_ = dnnl::convolution_forward(fwd_acc_pd_);
     DDPM_CHECK(fwd_acc_pd_.weights_desc() == fwd_pd_.weights_desc(), "conv: accumulating variant wants other weights");
     bwd_data_ = dnnl::convolution_backward_data(bwd_data_pd_);
@@ -72,54 +67,67 @@ class CpuConv2d final : public Conv2d {
     acc.append_sum(1.0f);
     dnnl::primitive_attr acc_attr;
     acc_attr.set_post_ops(acc);
-    reorder_dw_ = dnnl::reorder(
-        dnnl::reorder::primitive_desc(eng, bwd_w_pd_.diff_weights_desc(), eng, user_w_md_, acc_attr));
-    scratch_floats_ = static_cast<int64_t>(std::max({fwd_pd_.scratchpad_desc().get_size(),
-                                                     fwd_acc_pd_.scratchpad_desc().get_size(),
-                                                     bwd_data_pd_.scratchpad_desc().get_size(),
-                                                     bwd_w_pd_.scratchpad_desc().get_size()}) /
-                                           sizeof(float)) + 16;
+    reorder_dw_ = dnnl::reorder(dnnl_compat::reorder_pd(eng, bwd_w_pd_.diff_weights_desc(), user_w_md_, acc_attr));
+    scratchpad_bytes_ = std::max({size_t{64}, fwd_pd_.scratchpad_desc().get_size(),
+                                  fwd_acc_pd_.scratchpad_desc().get_size(), bwd_data_pd_.scratchpad_desc().get_size(),
+                                  bwd_w_pd_.scratchpad_desc().get_size()});
+
+    // Memory objects without data: each call points them at its buffers.
+    src_ = memory(src_md_, eng, DNNL_MEMORY_NONE);
+    dst_ = memory(dst_md_, eng, DNNL_MEMORY_NONE);
+    bias_ = memory(bias_md_, eng, DNNL_MEMORY_NONE);
+    user_w_ = memory(user_w_md_, eng, DNNL_MEMORY_NONE);
+    dw_tmp_ = memory(bwd_w_pd_.diff_weights_desc(), eng, DNNL_MEMORY_NONE);
+    // Kept: dnnl.hpp's descriptor queries build a vector on every call.
+    dw_floats_ = static_cast<int64_t>(bwd_w_pd_.diff_weights_desc().get_size() / sizeof(float));
+    scratchpad_ = memory(memory::desc({static_cast<memory::dim>(scratchpad_bytes_)}, dt::u8, tag::x), eng,
+                         DNNL_MEMORY_NONE);
+    fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, w_fwd_}, {DNNL_ARG_BIAS, bias_},
+                                        {DNNL_ARG_DST, dst_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    bwd_data_args_ = CpuOps::primitive_args({{DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_WEIGHTS, w_bwd_},
+                                             {DNNL_ARG_DIFF_SRC, src_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    bwd_w_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_},
+                                          {DNNL_ARG_DIFF_WEIGHTS, dw_tmp_}, {DNNL_ARG_DIFF_BIAS, bias_},
+                                          {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    reorder_w_fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_fwd_}});
+    reorder_w_bwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_bwd_}});
+    reorder_dw_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, dw_tmp_}, {DNNL_ARG_TO, user_w_}});
   }
 
   void forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
                uint64_t w_version) override {
-    refresh(w, w_version, &fwd_key_, reorder_w_fwd_, w_fwd_);
-    auto& eng = ops_.engine();
-    (accumulate ? fwd_acc_ : fwd_).execute(ops_.stream(), {{DNNL_ARG_SRC, memory(src_md_, eng, const_cast<float*>(in))},
-                                 {DNNL_ARG_WEIGHTS, w_fwd_},
-                                 {DNNL_ARG_BIAS, memory(bias_md_, eng, const_cast<float*>(b))},
-                                 {DNNL_ARG_DST, memory(dst_md_, eng, out)},
-                                 {DNNL_ARG_SCRATCHPAD, scratchpad(accumulate ? fwd_acc_pd_ : fwd_pd_)}});
-    ops_.stream().wait();
+    refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
+    src_.set_data_handle(const_cast<float*>(in));
+    bias_.set_data_handle(const_cast<float*>(b));
+    dst_.set_data_handle(out);
+    point_scratchpad();
+    ops_.run_primitive(accumulate ? fwd_acc_ : fwd_, fwd_args_);
   }
 
   void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in, const float* w,
                 uint64_t w_version) override {
-    auto& eng = ops_.engine();
-    const memory dout_m(dst_md_, eng, const_cast<float*>(dout));
+    dst_.set_data_handle(const_cast<float*>(dout));  // the primitives' diff_dst
     if (din != nullptr) {
-      if (reorder_w_bwd_) refresh(w, w_version, &bwd_key_, reorder_w_bwd_, w_bwd_);
-      else refresh(w, w_version, &fwd_key_, reorder_w_fwd_, w_fwd_);
+      if (reorder_w_bwd_) refresh(w, w_version, &bwd_key_, reorder_w_bwd_, reorder_w_bwd_args_);
+      else refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
       const int64_t n_in = static_cast<int64_t>(spec_.N) * spec_.H * spec_.W * spec_.C;
-      float* target = accumulate ? ops_.scratch(kDinSlot, n_in) : din;
-      bwd_data_.execute(ops_.stream(), {{DNNL_ARG_DIFF_DST, dout_m},
-                                        {DNNL_ARG_WEIGHTS, w_bwd_},
-                                        {DNNL_ARG_DIFF_SRC, memory(src_md_, eng, target)},
-                                        {DNNL_ARG_SCRATCHPAD, scratchpad(bwd_data_pd_)}});
-      ops_.stream().wait();
+      float* target = accumulate ? ops_.scratch_as<float>(kSlotConvOut, n_in) : din;
+      src_.set_data_handle(target);  // the primitive's diff_src
+      point_scratchpad();
+      ops_.run_primitive(bwd_data_, bwd_data_args_);
       if (accumulate) ops_.add_inplace(din, target, n_in);
     }
-    const int64_t n_w = static_cast<int64_t>(bwd_w_pd_.diff_weights_desc().get_size() / sizeof(float));
-    const memory dw_tmp(bwd_w_pd_.diff_weights_desc(), eng, ops_.scratch(kDwSlot, n_w + spec_.O));
-    float* db_tmp = static_cast<float*>(dw_tmp.get_data_handle()) + n_w;
-    bwd_w_.execute(ops_.stream(), {{DNNL_ARG_SRC, memory(src_md_, eng, const_cast<float*>(in))},
-                                   {DNNL_ARG_DIFF_DST, dout_m},
-                                   {DNNL_ARG_DIFF_WEIGHTS, dw_tmp},
-                                   {DNNL_ARG_DIFF_BIAS, memory(bias_md_, eng, db_tmp)},
-                                   {DNNL_ARG_SCRATCHPAD, scratchpad(bwd_w_pd_)}});
-    memory src = dw_tmp, dst(user_w_md_, eng, dw);
-    reorder_dw_.execute(ops_.stream(), src, dst);
-    ops_.stream().wait();
+    // dw and db into scratch (dw in oneDNN's layout), then added to the OIHW gradients.
+    const int64_t n_w = dw_floats_;
+    float* dw_tmp = ops_.scratch_as<float>(kSlotConvOut, n_w + spec_.O);
+    float* db_tmp = dw_tmp + n_w;
+    src_.set_data_handle(const_cast<float*>(in));
+    dw_tmp_.set_data_handle(dw_tmp);
+    bias_.set_data_handle(db_tmp);  // the primitive's diff_bias
+    point_scratchpad();
+    ops_.run_primitive(bwd_w_, bwd_w_args_);
+    user_w_.set_data_handle(dw);
+    ops_.run_primitive(reorder_dw_, reorder_dw_args_);
     for (int o = 0; o < spec_.O; ++o) db[o] += db_tmp[o];
   }
 
@@ -130,19 +138,16 @@ class CpuConv2d final : public Conv2d {
   };
 
   // Reorders OIHW weights into the primitive's layout unless they are already there.
-  void refresh(const float* w, uint64_t version, WeightsKey* key, dnnl::reorder& reorder, memory& dst) {
+  void refresh(const float* w, uint64_t version, WeightsKey* key, const dnnl::reorder& reorder, const Args& args) {
     if (key->ptr == w && key->version == version) return;
-    memory src(user_w_md_, ops_.engine(), const_cast<float*>(w));
-    reorder.execute(ops_.stream(), src, dst);
-    ops_.stream().wait();
+    user_w_.set_data_handle(const_cast<float*>(w));
+    ops_.run_primitive(reorder, args);
     key->ptr = w;
     key->version = version;
   }
 
-  template <typename PD>
-  memory scratchpad(const PD& pd) {
-    return memory(pd.scratchpad_desc(), ops_.engine(), ops_.scratch(kScratchpadSlot, scratch_floats_));
-  }
+  // The shared scratchpad may have moved (grown for another primitive) since the last call.
+  void point_scratchpad() { scratchpad_.set_data_handle(ops_.scratch(kSlotWorkspace, scratchpad_bytes_)); }
 
   CpuOps& ops_;
   memory::desc src_md_, dst_md_, user_w_md_, bias_md_;
@@ -153,9 +158,12 @@ class CpuConv2d final : public Conv2d {
   dnnl::convolution_backward_data bwd_data_;
   dnnl::convolution_backward_weights bwd_w_;
   memory w_fwd_, w_bwd_;
+  memory src_, dst_, bias_, user_w_, dw_tmp_, scratchpad_;  // re-pointed per call
+  Args fwd_args_, bwd_data_args_, bwd_w_args_, reorder_w_fwd_args_, reorder_w_bwd_args_, reorder_dw_args_;
   dnnl::reorder reorder_w_fwd_, reorder_w_bwd_, reorder_dw_;
   WeightsKey fwd_key_, bwd_key_;
-  int64_t scratch_floats_ = 0;
+  size_t scratchpad_bytes_ = 0;
+  int64_t dw_floats_ = 0;  // dw in oneDNN's layout
 };
 
 }  // namespace

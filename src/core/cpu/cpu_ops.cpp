@@ -1,12 +1,12 @@
 #include "core/cpu/cpu_ops.h"
 
-#include <malloc.h>
 #include <omp.h>
 #include <xmmintrin.h>
 
 #include <cstring>
 
 #include "core/common.h"
+#include "core/library_calls.h"
 #include "core/params.h"
 
 namespace ddpm {
@@ -18,23 +18,31 @@ void enable_flush_denormals() {
   { _mm_setcsr(_mm_getcsr() | 0x8040); }
 }
 
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc) {
-  const dnnl_status_t st = dnnl_sgemm(trans_a ? 'T' : 'N', trans_b ? 'T' : 'N', M, N, K, alpha, A, lda, B, ldb, beta,
-                                      C, ldc);
-  DDPM_CHECK(st == dnnl_success, "dnnl_sgemm failed with status ", static_cast<int>(st));
-}
-
 CpuOps::CpuOps(int threads) : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
   if (threads > 0) omp_set_num_threads(threads);
   enable_flush_denormals();
-  // oneDNN's sgemm mallocs its packing buffers on every call; glibc would mmap and unmap
-  // them each time (page faults on every GEMM). Keep large blocks in the heap instead.
-  mallopt(M_MMAP_THRESHOLD, 512 << 20);
-  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  scratch_.resize(kSlotCount);
+}
+
+CpuOps::~CpuOps() {
+  for (Scratch& s : scratch_) std::free(s.p);
 }
 
 std::unique_ptr<Ops> make_cpu_ops(int threads) { return std::make_unique<CpuOps>(threads); }
+
+CpuOps::PrimitiveArgs CpuOps::primitive_args(const std::unordered_map<int, dnnl::memory>& args) {
+  PrimitiveArgs c_args;
+  for (const auto& [kind, mem] : args) c_args.push_back({kind, mem.get()});
+  return c_args;
+}
+
+void CpuOps::run_primitive(const dnnl::primitive& p, const PrimitiveArgs& args) {
+  const LibraryCall in_onednn(Library::kOneDnn);
+  dnnl::error::wrap_c_api(
+      dnnl_primitive_execute(p.get(), stream_.get(), static_cast<int>(args.size()), args.data()),
+      "could not execute a primitive");
+  stream_.wait();
+}
 
 float* CpuOps::alloc(int64_t n) { return alloc_host_floats(n).release(); }
 
@@ -51,13 +59,12 @@ void CpuOps::copy(float* dst, const float* src, int64_t n) {
   for (int64_t i = 0; i < n; i += 4096) std::memcpy(dst + i, src + i, sizeof(float) * std::min<int64_t>(4096, n - i));
 }
 
-float* CpuOps::scratch(int slot, int64_t n) {
-  if (static_cast<int>(scratch_.size()) <= slot) scratch_.resize(slot + 1);
-  Scratch& s = scratch_[slot];
-  if (s.n < n) {
+void* CpuOps::scratch(int slot, size_t bytes) {
+  Scratch& s = scratch_.at(static_cast<size_t>(slot));
+  if (s.bytes < bytes || !s.p) {
     std::free(s.p);
-    s.p = alloc_host_floats(n).release();
-    s.n = n;
+    s.p = alloc_host_floats(static_cast<int64_t>((bytes + sizeof(float) - 1) / sizeof(float))).release();
+    s.bytes = bytes;
   }
   return s.p;
 }

@@ -1,13 +1,23 @@
 // The CPU backend: oneDNN for convolutions and matrix products, OpenMP loops for the
 // rest. Each layer's kernels live in their own file (groupnorm.cpp, attention.cpp, ...)
 // as CpuOps members; the CUDA backend mirrors the same files in src/core/cuda.
+//
+// Memory: primitives are built once per shape (convolutions by UNet::prepare, matrix
+// products on first use, cached by shape), every primitive runs on the one user-managed
+// scratchpad, and temporaries live in the scratch slots of core/scratch_slots.h (shared
+// with the CUDA backend), which grow to the largest request and never shrink: after the
+// first step src/core/cpu allocates nothing.
 #pragma once
 
 #include <dnnl.hpp>
 
+#include <map>
+#include <memory>
+#include <unordered_map>
 #include <vector>
 
 #include "core/ops.h"
+#include "core/scratch_slots.h"
 
 namespace ddpm {
 
@@ -30,11 +40,11 @@ class CpuOps final : public Ops {
                       int O) override;
   void linear_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
                        const float* w, int64_t M, int C, int O) override;
-  void groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w, const float* b, int N,
-                         int HW, int C, int G, bool with_swish) override;
+  void groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w, const float* b,
+                         const GroupNormSpec& spec) override;
   void groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
-                          const float* mean, const float* rstd, const float* w, const float* b, int N, int HW, int C,
-                          int G, bool with_swish) override;
+                          const float* mean, const float* rstd, const float* w, const float* b,
+                          const GroupNormSpec& spec) override;
   void swish_forward(float* out, const float* in, int64_t n) override;
   void swish_backward(float* din, const float* dout, const float* in, int64_t n) override;
   void dropout_apply(float* x, float p, const DropoutKey& key, int N, int64_t per_example) override;
@@ -58,28 +68,60 @@ class CpuOps final : public Ops {
   void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
                        const AdamStep& s) override;
 
+  ~CpuOps() override;
+
   dnnl::engine& engine() { return engine_; }
-  dnnl::stream& stream() { return stream_; }
-  // Scratch shared by every primitive (oneDNN user-managed scratchpad, temporaries):
-  // grows to the largest request, never shrinks. Valid until the next call.
-  float* scratch(int slot, int64_t n);
+  // A primitive's arguments as oneDNN's C API takes them, built once with the primitive
+  // (its memory objects are only re-pointed per call, so the handles stay valid):
+  // dnnl.hpp's execute would copy its argument map into a new vector on every call.
+  using PrimitiveArgs = std::vector<dnnl_exec_arg_t>;
+  static PrimitiveArgs primitive_args(const std::unordered_map<int, dnnl::memory>& args);
+  // Runs p on the backend's stream and waits for it, marked as a call into oneDNN
+  // (core/library_calls.h).
+  void run_primitive(const dnnl::primitive& p, const PrimitiveArgs& args);
+  // Scratch slot `slot` (core/scratch_slots.h) of at least `bytes` bytes, 64-byte
+  // aligned: grows to the largest request, never shrinks. Valid until the next request
+  // of the same slot.
+  void* scratch(int slot, size_t bytes);
+  template <typename T>
+  T* scratch_as(int slot, int64_t count) {
+    return static_cast<T*>(scratch(slot, sizeof(T) * static_cast<size_t>(count)));
+  }
+
+  // Row-major C [M, N] (+= when accumulate) = alpha op(A) op(B), op(A) [M, K], op(B)
+  // [K, N], through a oneDNN matmul primitive built on the first call of each shape
+  // (matmul.cpp). Same arguments as CudaOps::gemm, less the batch.
+  void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
+            const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);
 
  private:
+  struct GemmShape {
+    int64_t M, N, K, lda, ldb, ldc;
+    bool trans_a, trans_b, accumulate;
+    float alpha;
+    bool operator<(const GemmShape& o) const;
+  };
+  // One shape's primitive, its memory objects (re-pointed per call) and argument map.
+  struct Matmul {
+    Matmul(const dnnl::engine& eng, const GemmShape& s);  // matmul.cpp
+    dnnl::matmul primitive;
+    dnnl::memory a, b, c, scratchpad;
+    size_t scratchpad_bytes = 0;
+    PrimitiveArgs args;
+  };
+
   dnnl::engine engine_;
   dnnl::stream stream_;
   struct Scratch {
-    float* p = nullptr;
-    int64_t n = 0;
+    void* p = nullptr;
+    size_t bytes = 0;
   };
   std::vector<Scratch> scratch_;
+  std::map<GemmShape, std::unique_ptr<Matmul>> matmuls_;
 };
 
 // Sets flush-to-zero and denormals-are-zero in the calling thread and in every OpenMP
 // thread (a training step runs ~10x slower on this CPU without it).
 void enable_flush_denormals();
-
-// Row-major sgemm: C[M,N] = alpha * op(A) op(B) + beta * C (oneDNN's JIT sgemm).
-void sgemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
-           const float* B, int64_t ldb, float beta, float* C, int64_t ldc);
 
 }  // namespace ddpm

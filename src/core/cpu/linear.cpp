@@ -1,8 +1,8 @@
-// Linear layers and 1x1 convolutions (which in NHWC are the same matrix product).
-#include <omp.h>
-
-#include <vector>
-
+// Linear layers and 1x1 convolutions (the same matrix product in NHWC), through the
+// cached matmul primitives of CpuOps::gemm (matmul.cpp), as cuda/linear.cu does through
+// cuBLAS.
+#include "core/common.h"
+#include "core/cpu/channel_sums.h"
 #include "core/cpu/cpu_ops.h"
 
 namespace ddpm {
@@ -18,30 +18,22 @@ void CpuOps::linear_forward(float* out, bool accumulate, const float* in, const 
       for (int o = 0; o < O; ++o) out[m * O + o] = b[o];
     }
   }
-  sgemm(false, true, M, O, C, 1.0f, in, C, w, C, 1.0f, out, O);
+  gemm(false, true, M, O, C, 1.0f, in, C, w, C, true, out, O);
 }
 
-// din [M, C] = dout [M, O] · w [O, C];  dw [O, C] += dout^T · in;  db [O] += sum_m dout
+// din [M, C] = dout [M, O] · w [O, C];  dw [O, C] += dout^T · in;  db [O] += column sums
+// of dout, in double with a fixed order (channel_sums), as CUDA's add_column_sums
 void CpuOps::linear_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
                              const float* w, int64_t M, int C, int O) {
-  if (din != nullptr) sgemm(false, false, M, C, O, 1.0f, dout, O, w, C, accumulate ? 1.0f : 0.0f, din, C);
-  sgemm(true, false, O, C, M, 1.0f, dout, O, in, C, 1.0f, dw, C);
-  // Column sums with a fixed split of rows per thread, so the result does not depend
-  // on scheduling.
-  const int threads = omp_get_max_threads();
-  std::vector<float> partial(static_cast<size_t>(threads) * O, 0.0f);
-#pragma omp parallel num_threads(threads)
-  {
-    const int t = omp_get_thread_num();
-    const int64_t lo = M * t / threads, hi = M * (t + 1) / threads;
-    float* acc = partial.data() + static_cast<size_t>(t) * O;
-    for (int64_t m = lo; m < hi; ++m) {
+  DDPM_CHECK(M <= INT32_MAX, "linear_backward: ", M, " rows");
+  if (din != nullptr) gemm(false, false, M, C, O, 1.0f, dout, O, w, C, accumulate, din, C);
+  gemm(true, false, O, C, M, 1.0f, dout, O, in, C, true, dw, C);
+  const ChannelTotals sums = channel_sums(*this, 1, static_cast<int>(M), O, [&](int, int p, double* a, double*) {
+    const float* row = dout + static_cast<int64_t>(p) * O;
 #pragma omp simd
-      for (int o = 0; o < O; ++o) acc[o] += dout[m * O + o];
-    }
-  }
-  for (int t = 0; t < threads; ++t)
-    for (int o = 0; o < O; ++o) db[o] += partial[static_cast<size_t>(t) * O + o];
+    for (int o = 0; o < O; ++o) a[o] += row[o];
+  });
+  for (int o = 0; o < O; ++o) db[o] += static_cast<float>(sums.a[o]);
 }
 
 }  // namespace ddpm

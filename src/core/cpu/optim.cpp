@@ -2,7 +2,6 @@
 // global-norm clipping and the fused Adam + EMA update (see AdamStep in core/ops.h).
 #include <algorithm>
 #include <cmath>
-#include <vector>
 
 #include "core/cpu/cpu_ops.h"
 
@@ -13,7 +12,7 @@ double CpuOps::sum_squares(const float* x, int64_t n) {
   // are added in, do not depend on the thread count, so every run gets the same norm.
   constexpr int64_t kChunk = int64_t{1} << 16;
   const int64_t chunks = (n + kChunk - 1) / kChunk;
-  std::vector<double> partial(static_cast<size_t>(chunks), 0.0);
+  double* partial = scratch_as<double>(kSlotSumSquares, chunks);
 #pragma omp parallel for schedule(static)
   for (int64_t c = 0; c < chunks; ++c) {
     const float* p = x + c * kChunk;
@@ -24,7 +23,7 @@ double CpuOps::sum_squares(const float* x, int64_t n) {
     partial[c] = s;
   }
   double total = 0.0;
-  for (double s : partial) total += s;
+  for (int64_t c = 0; c < chunks; ++c) total += partial[c];
   return total;
 }
 

@@ -130,7 +130,7 @@ class CudaConv2d final : public Conv2d {
     DDPM_CHECK_CUDNN(cudnnSetConvolutionMathType(fwd_conv_, plan_.fwd_math));
     DDPM_CHECK_CUDNN(cudnnSetConvolutionMathType(data_conv_, plan_.data_math));
     DDPM_CHECK_CUDNN(cudnnSetConvolutionMathType(filter_conv_, plan_.filter_math));
-    ops.scratch(kSlotConvWorkspace, plan_.workspace_bytes);  // grown now, never on the hot path
+    ops.scratch(kSlotWorkspace, plan_.workspace_bytes);  // grown now, never on the hot path
     const size_t elem = plan_.bf16 ? sizeof(__nv_bfloat16) : sizeof(float);
     DDPM_CHECK_CUDA(cudaMalloc(&w_cache_, elem * static_cast<size_t>(s.O) * s.C * s.K * s.K));
   }
@@ -261,7 +261,7 @@ class CudaConv2d final : public Conv2d {
     DDPM_CHECK_LAUNCH();
   }
 
-  void* workspace() { return ops_.scratch(kSlotConvWorkspace, plan_.workspace_bytes); }
+  void* workspace() { return ops_.scratch(kSlotWorkspace, plan_.workspace_bytes); }
 
   template <typename T>
   void forward_typed(float* out, bool accumulate, const float* in, const float* w, const float* b, uint64_t version) {

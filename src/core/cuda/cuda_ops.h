@@ -4,8 +4,8 @@
 // cpu/conv2d.cpp, ...); this header is the class they all implement.
 //
 // Memory: backend pointers are device memory. Scratch (bf16 copies, cuDNN workspaces,
-// reduction partials, per-example coefficients) lives in slots that grow to the largest
-// request and never shrink, so after the first step nothing is allocated on the hot path.
+// reduction partials, per-example coefficients) lives in the slots of core/scratch_slots.h
+// (shared with the CPU backend), so after the first step nothing is allocated on the hot path.
 //
 // Precision (device.precision, docs/gpu.md): every buffer the Ops interface sees is fp32.
 //   fp32  cuDNN FMA math and cuBLAS fp32: IEEE single precision throughout.
@@ -28,31 +28,13 @@
 
 #include "core/cuda/cuda_check.h"
 #include "core/ops.h"
+#include "core/scratch_slots.h"
 
 namespace ddpm {
 
 enum class Precision { kFp32, kTf32, kBf16 };
 Precision parse_precision(const std::string& name);  // InputError for anything else
 const char* precision_name(Precision p);
-
-// Scratch slots. A method may use several, but two methods that can be active at once
-// (one calling the other) never share one.
-enum ScratchSlot : int {
-  kSlotConvWorkspace = 0,  // cuDNN workspace (shared by every convolution)
-  kSlotConvIn,             // padded and/or bf16 copy of a convolution input
-  kSlotConvOut,            // bf16 output, padded din, or dw in cuDNN's filter layout
-  kSlotConvGrad,           // bf16 copy of dout
-  kSlotGemmA,              // bf16 copies of GEMM operands
-  kSlotGemmB,
-  kSlotReducePartial,      // per-chunk partial sums (double2)
-  kSlotReduceTotal,        // per-(n, c) totals (double2)
-  kSlotNormCoef,           // GroupNorm per-(n, c) scale/shift, per-(n, g) means
-  kSlotAttnScores,         // attention ds [N, L, L]
-  kSlotCoefs,              // per-example diffusion coefficients uploaded from the host
-  kSlotBytes,              // uint8 images uploaded from the host
-  kSlotSumSquares,         // sum_squares partials and result
-  kSlotCount
-};
 
 // The cuDNN algorithms of one convolution shape and precision, chosen once by
 // cudnnFind* (conv2d.cu) and shared by every layer of that shape.
@@ -87,11 +69,11 @@ class CudaOps final : public Ops {
                       int O) override;
   void linear_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
                        const float* w, int64_t M, int C, int O) override;
-  void groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w, const float* b, int N,
-                         int HW, int C, int G, bool with_swish) override;
+  void groupnorm_forward(float* out, float* mean, float* rstd, const float* in, const float* w, const float* b,
+                         const GroupNormSpec& spec) override;
   void groupnorm_backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
-                          const float* mean, const float* rstd, const float* w, const float* b, int N, int HW, int C,
-                          int G, bool with_swish) override;
+                          const float* mean, const float* rstd, const float* w, const float* b,
+                          const GroupNormSpec& spec) override;
   void swish_forward(float* out, const float* in, int64_t n) override;
   void swish_backward(float* din, const float* dout, const float* in, int64_t n) override;
   void dropout_apply(float* x, float p, const DropoutKey& key, int N, int64_t per_example) override;

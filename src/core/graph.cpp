@@ -1,0 +1,163 @@
+#include "core/graph.h"
+
+#include <algorithm>
+
+#include "core/common.h"
+
+namespace ddpm {
+
+Graph::TensorId Graph::input(TensorShape shape) {
+  DDPM_CHECK(nodes_.empty(), "declare a graph's inputs before its nodes");
+  Tensor t;
+  t.shape = shape;
+  tensors_.push_back(t);
+  inputs_.push_back(static_cast<TensorId>(tensors_.size() - 1));
+  return inputs_.back();
+}
+
+Graph::TensorId Graph::add(std::unique_ptr<Node> node, std::vector<TensorId> inputs, TensorShape shape) {
+  const int index = static_cast<int>(nodes_.size());
+  for (TensorId t : inputs) {
+    DDPM_CHECK(t >= 0 && t < static_cast<TensorId>(tensors_.size()), "node ", index, " reads an unknown tensor");
+    tensors_[t].last_reader = index;
+  }
+  Tensor out;
+  out.shape = shape;
+  out.producer = index;
+  tensors_.push_back(out);
+  Entry e;
+  e.node = std::move(node);
+  e.output = static_cast<TensorId>(tensors_.size() - 1);
+  e.in_ptrs.assign(inputs.size(), nullptr);
+  e.in_grads.assign(inputs.size(), InputGrad{});
+  e.inputs = std::move(inputs);
+  nodes_.push_back(std::move(e));
+  return nodes_.back().output;
+}
+
+void Graph::set_output(TensorId t) {
+  DDPM_CHECK(t >= 0 && t < static_cast<TensorId>(tensors_.size()) && tensors_[t].producer >= 0,
+             "the output must be a node's tensor");
+  DDPM_CHECK(tensors_[t].last_reader < 0, "the output of a graph must not be read by its nodes");
+  output_ = t;
+  for (const Tensor& x : tensors_) {
+    DDPM_CHECK(&x == &tensors_[t] || x.last_reader >= 0, "a tensor of the graph is computed but never read");
+  }
+}
+
+int64_t Graph::macs_per_image() const {
+  int64_t m = 0;
+  for (const Entry& e : nodes_) m += e.node->macs();
+  return m;
+}
+
+void Graph::prepare(Ops& ops, int N, bool forward_only) {
+  DDPM_CHECK(output_ >= 0, "Graph::set_output() was not called");
+  if (ops_ == &ops && N_ == N && forward_only_ == forward_only) return;
+  DDPM_CHECK(N > 0, "batch must be positive");
+  release();
+  ops_ = &ops;
+  N_ = N;
+  forward_only_ = forward_only;
+  for (Entry& e : nodes_) e.node->build(ops, N);
+  if (!forward_only) plan_gradient_slots(N);
+  arena_.begin_pass();
+  plan(N);
+  arena_.allocate(ops);
+  plan(N);
+}
+
+void Graph::release() {
+  if (ops_) arena_.release(*ops_);
+  ops_ = nullptr;
+  N_ = 0;
+}
+
+// Assigns every gradient a shared slot for its lifetime in the backward order: from its
+// first write (its last reader's backward) to the end of its producer's backward. A
+// free slot is reused, the smallest that fits first, so a chain of blocks ping-pongs
+// between two slots and only the skip gradients waiting for their producers add more.
+void Graph::plan_gradient_slots(int N) {
+  std::vector<int64_t> capacity;
+  std::vector<bool> in_use;
+  auto take_slot = [&](int64_t floats) {
+    int best = -1;
+    for (int s = 0; s < static_cast<int>(capacity.size()); ++s) {
+      if (in_use[s]) continue;
+      const bool fits = capacity[s] >= floats;
+      if (best < 0) {
+        best = s;
+      } else if (fits != (capacity[best] >= floats)) {
+        if (fits) best = s;
+      } else if (fits ? capacity[s] < capacity[best] : capacity[s] > capacity[best]) {
+        best = s;
+      }
+    }
+    if (best < 0) {
+      best = static_cast<int>(capacity.size());
+      capacity.push_back(0);
+      in_use.push_back(false);
+    }
+    capacity[best] = std::max(capacity[best], floats);
+    in_use[best] = true;
+    return best;
+  };
+  for (Tensor& t : tensors_) t.grad_slot = -1;
+  for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
+    Entry& e = nodes_[n];
+    for (size_t i = 0; i < e.inputs.size(); ++i) {
+      Tensor& t = tensors_[e.inputs[i]];
+      if (t.producer < 0) {  // an input of the network: no gradient
+        e.in_grads[i].write = GradWrite::kAssign;
+        continue;
+      }
+      const bool first = t.grad_slot < 0;
+      if (first) t.grad_slot = take_slot(N * t.shape.per_image());
+      e.in_grads[i].write = first ? GradWrite::kAssign : GradWrite::kAdd;
+    }
+    const Tensor& out = tensors_[e.output];
+    if (out.grad_slot >= 0) in_use[out.grad_slot] = false;  // dead after this backward
+  }
+  grad_slot_floats_ = capacity;
+}
+
+void Graph::plan(int N) {
+  arena_.begin_pass();
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    Tensor& t = tensors_[i];
+    const bool external = t.producer < 0 || static_cast<TensorId>(i) == output_;
+    t.data = external ? nullptr : arena_.take(N * t.shape.per_image());
+  }
+  for (Entry& e : nodes_) e.node->plan(arena_, N, !forward_only_);
+  if (forward_only_) return;
+  std::vector<float*> slot(grad_slot_floats_.size());
+  for (size_t s = 0; s < slot.size(); ++s) slot[s] = arena_.shared(kFirstGradientSlot + static_cast<int>(s), grad_slot_floats_[s]);
+  for (Tensor& t : tensors_) t.grad = t.grad_slot >= 0 ? slot[t.grad_slot] : nullptr;
+  for (Entry& e : nodes_) {
+    for (size_t i = 0; i < e.inputs.size(); ++i) e.in_grads[i].data = tensors_[e.inputs[i]].grad;
+  }
+}
+
+void Graph::forward(const Pass& ps, const float* const* inputs, float* output) {
+  DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
+  for (size_t i = 0; i < inputs_.size(); ++i) tensors_[inputs_[i]].data = const_cast<float*>(inputs[i]);
+  tensors_[output_].data = output;
+  for (Entry& e : nodes_) {
+    for (size_t i = 0; i < e.inputs.size(); ++i) e.in_ptrs[i] = tensors_[e.inputs[i]].data;
+    e.node->forward(ps, tensors_[e.output].data, Span<const float*>{e.in_ptrs.data(), e.in_ptrs.size()});
+  }
+}
+
+void Graph::backward(const Pass& ps, const float* d_output, const GradReadyFn& ready) {
+  DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
+  DDPM_CHECK(!forward_only_, "the graph was prepared for forward only");
+  tensors_[output_].grad = const_cast<float*>(d_output);
+  for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
+    Entry& e = nodes_[n];
+    e.node->backward(ps, Span<InputGrad>{e.in_grads.data(), e.in_grads.size()}, tensors_[e.output].grad);
+    const int64_t first = e.node->first_param();
+    if (ready && first >= 0) ready(first);
+  }
+}
+
+}  // namespace ddpm

@@ -1,0 +1,144 @@
+// A network described once: the tensors it computes and the nodes that compute them,
+// in forward order. Building the primitives, counting MACs, planning memory, forward
+// and backward all walk this one list; a network (the U-Net of unet.h, an Inception)
+// only says which nodes it has and which tensors each one reads.
+//
+// Backward runs the nodes in reverse. A tensor read by several nodes (a skip
+// connection, the time embedding) has its gradient assigned by the first of its readers
+// to run backward and accumulated by the others; the graph tells each node which
+// (GradWrite), so no node keeps that bookkeeping itself. Gradients live only from their
+// first write to their producer's backward: they are packed into a few shared arena
+// slots planned once per batch size.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <vector>
+
+#include "core/arena.h"
+#include "core/ops.h"
+
+namespace ddpm {
+
+// Everything a pass over a network needs besides the tensors themselves.
+struct Pass {
+  Ops* ops = nullptr;
+  const float* params = nullptr;
+  float* grads = nullptr;  // backward only
+  uint64_t version = 0;    // changes whenever params change (weight-layout caches)
+  int N = 0;
+  bool training = false;   // dropout on
+  DropoutKey dropout;      // seed, step, example_base; layer is set per block
+  const float* param(int64_t offset) const { return params + offset; }
+  float* grad(int64_t offset) const { return grads + offset; }
+};
+
+// How a backward writes a gradient: the first writer assigns, the others add.
+enum class GradWrite { kAssign, kAdd };
+inline bool accumulates(GradWrite w) { return w == GradWrite::kAdd; }
+
+// The gradient a node's backward writes for one of its inputs; null data: not wanted
+// (an input of the network such as the image or t).
+struct InputGrad {
+  float* data = nullptr;
+  GradWrite write = GradWrite::kAssign;
+};
+
+// A tensor per image: [H, W, C] activations (NHWC) or [C] vectors (H = W = 1).
+struct TensorShape {
+  int H = 1, W = 1, C = 0;
+  int64_t per_image() const { return static_cast<int64_t>(H) * W * C; }
+};
+
+// A view of a node's inputs (the graph keeps the arrays; nothing is allocated per call).
+template <typename T>
+struct Span {
+  const T* data = nullptr;
+  size_t size = 0;
+  const T& operator[](size_t i) const { return data[i]; }
+};
+
+// One node of a network. Shapes are fixed at construction; N is the per-rank batch.
+class Node {
+ public:
+  virtual ~Node() = default;
+  // Builds the backend primitives for batch N (once per batch size and backend).
+  virtual void build(Ops& ops, int N) {}
+  // Takes the node's saved activations (arena.take) and, when with_backward, its
+  // backward temporaries (arena.shared, kScratch* slots). Runs twice: measure, hand out.
+  virtual void plan(Arena& arena, int N, bool with_backward) {}
+  // out [N, shape] from in[i] [N, input shape i].
+  virtual void forward(const Pass& ps, float* out, Span<const float*> in) = 0;
+  // din[i] (assigned or added as din[i].write says; skipped when null) and the
+  // parameter gradients (+=) from dout.
+  virtual void backward(const Pass& ps, Span<InputGrad> din, const float* dout) = 0;
+  virtual int64_t macs() const { return 0; }           // per image, forward
+  virtual int64_t first_param() const { return -1; }   // lowest parameter offset; -1: none
+};
+
+class Graph {
+ public:
+  using TensorId = int;
+  // Called during backward with an offset: from there to the end of the flat buffer,
+  // every parameter gradient is final (nodes are added, and so register their
+  // parameters, in forward order, so this offset only decreases; the last call passes 0).
+  using GradReadyFn = std::function<void(int64_t first_final_offset)>;
+
+  // A tensor the caller supplies to forward(), in the order of input() calls.
+  TensorId input(TensorShape shape);
+  // Adds a node reading `inputs` and producing a tensor of `shape`; returns that tensor.
+  TensorId add(std::unique_ptr<Node> node, std::vector<TensorId> inputs, TensorShape shape);
+  // The tensor forward() writes into the caller's buffer; backward() starts from its gradient.
+  void set_output(TensorId t);
+  TensorShape shape(TensorId t) const { return tensors_[t].shape; }
+
+  int64_t macs_per_image() const;
+  // Builds and plans for backend `ops` and batch N (with backward temporaries and
+  // gradients unless forward_only). Cheap when nothing changed.
+  void prepare(Ops& ops, int N, bool forward_only = false);
+  int batch() const { return N_; }
+  bool planned_backward() const { return N_ > 0 && !forward_only_; }
+  // Floats of backend memory the plan holds (activations, temporaries, gradients).
+  int64_t arena_floats() const { return arena_.floats(); }
+  void release();
+
+  // output [N, output shape] from inputs[i] [N, input shape i], all backend memory.
+  void forward(const Pass& ps, const float* const* inputs, float* output);
+  // Accumulates parameter gradients into ps.grads from d_output; inputs get none.
+  void backward(const Pass& ps, const float* d_output, const GradReadyFn& ready = nullptr);
+
+ private:
+  struct Tensor {
+    TensorShape shape;
+    int producer = -1;          // node index; -1 for an input of the network
+    int last_reader = -1;       // node index of the last reader in forward order
+    float* data = nullptr;      // forward value (arena, or the caller's for in/outputs)
+    int grad_slot = -1;         // arena shared slot of its gradient (-1: none)
+    float* grad = nullptr;
+  };
+  struct Entry {
+    std::unique_ptr<Node> node;
+    std::vector<TensorId> inputs;
+    TensorId output = -1;
+    // Per-pass argument arrays, sized once.
+    std::vector<const float*> in_ptrs;
+    std::vector<InputGrad> in_grads;
+  };
+
+  void plan(int N);
+  void plan_gradient_slots(int N);
+
+  std::vector<Tensor> tensors_;
+  std::vector<Entry> nodes_;
+  std::vector<TensorId> inputs_;
+  TensorId output_ = -1;
+
+  Ops* ops_ = nullptr;
+  int N_ = 0;
+  bool forward_only_ = false;
+  std::vector<int64_t> grad_slot_floats_;  // per gradient slot, per image x N
+  Arena arena_;
+};
+
+}  // namespace ddpm
