@@ -19,6 +19,7 @@
 #include "train/fault_injection.h"
 #include "train/model_buffers.h"
 #include "train/periodic_work.h"
+#include "train/run_lock.h"
 #include "train/start_point.h"
 #include "train/train_log.h"
 #include "train/train_step.h"
@@ -47,6 +48,9 @@ struct Trainer::Impl {
   World& world;
   Config cfg;
   TrainOptions opt;
+  // Rank 0's lock on the run directory; declared first so that it is released last,
+  // after the checkpoint writer has finished.
+  std::unique_ptr<RunDirLock> run_lock;
   std::unique_ptr<Watchdog> watchdog;
   FaultInjector faults;
   std::unique_ptr<StepHook> fault_hook;
@@ -92,6 +96,8 @@ void Trainer::Impl::setup_local() {
   if (cfg.data.path.empty()) input_error(opt.config_source, ": data.path is not set");
   local_batch = cfg.train.batch_size / W;
   if (root()) {
+    fs::make_dirs(opt.run_dir);
+    run_lock = std::make_unique<RunDirLock>(opt.run_dir);  // before anything is written there
     fs::make_dirs(fs::join(opt.run_dir, "checkpoints"));
     fs::make_dirs(fs::join(opt.run_dir, "samples"));
     log = std::make_unique<TrainLog>(opt.run_dir, opt.progress_bar);
