@@ -80,18 +80,17 @@ void Graph::release() {
 void Graph::plan_gradient_slots(int N) {
   std::vector<int64_t> capacity;
   std::vector<bool> in_use;
+  // The free slot that fits with the least room to spare; else the largest free one
+  // (grown to fit); else a new one.
   auto take_slot = [&](int64_t floats) {
+    auto better = [&](int s, int best) {
+      const bool fits = capacity[s] >= floats, best_fits = capacity[best] >= floats;
+      if (fits != best_fits) return fits;
+      return fits ? capacity[s] < capacity[best] : capacity[s] > capacity[best];
+    };
     int best = -1;
     for (int s = 0; s < static_cast<int>(capacity.size()); ++s) {
-      if (in_use[s]) continue;
-      const bool fits = capacity[s] >= floats;
-      if (best < 0) {
-        best = s;
-      } else if (fits != (capacity[best] >= floats)) {
-        if (fits) best = s;
-      } else if (fits ? capacity[s] < capacity[best] : capacity[s] > capacity[best]) {
-        best = s;
-      }
+      if (!in_use[s] && (best < 0 || better(s, best))) best = s;
     }
     if (best < 0) {
       best = static_cast<int>(capacity.size());

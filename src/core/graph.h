@@ -80,6 +80,10 @@ class Node {
 class Graph {
  public:
   using TensorId = int;
+  Graph() = default;
+  Graph(const Graph&) = delete;
+  Graph& operator=(const Graph&) = delete;
+  ~Graph() { release(); }  // the arena goes back to the backend it came from
   // Called during backward with an offset: from there to the end of the flat buffer,
   // every parameter gradient is final (nodes are added, and so register their
   // parameters, in forward order, so this offset only decreases; the last call passes 0).
@@ -101,7 +105,7 @@ class Graph {
   bool planned_backward() const { return N_ > 0 && !forward_only_; }
   // Floats of backend memory the plan holds (activations, temporaries, gradients).
   int64_t arena_floats() const { return arena_.floats(); }
-  void release();
+  void release();  // gives the plan's memory back; prepare() plans again
 
   // output [N, output shape] from inputs[i] [N, input shape i], all backend memory.
   void forward(const Pass& ps, const float* const* inputs, float* output);

@@ -16,7 +16,6 @@ class UNet {
   explicit UNet(const ModelConfig& cfg);
   UNet(const UNet&) = delete;
   UNet& operator=(const UNet&) = delete;
-  ~UNet() { graph_.release(); }
 
   const ModelConfig& config() const { return cfg_; }
   const ParamLayout& layout() const { return layout_; }
