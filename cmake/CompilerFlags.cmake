@@ -19,3 +19,25 @@ endif()
 # -O3 without -ffast-math: the golden tests need IEEE semantics (no reassociation
 # across the reductions that PyTorch does in a fixed order).
 target_compile_options(ddpm_flags INTERFACE $<$<AND:$<CONFIG:Release>,$<COMPILE_LANGUAGE:CXX>>:-O3>)
+
+# Sanitizer builds (docs/testing.md): DDPM_SANITIZE=address,undefined or thread builds
+# and links every target with it. A report is fatal (no recovery), so any report fails
+# the test that triggered it.
+set(DDPM_SANITIZE "" CACHE STRING "Sanitizers for every target: address,undefined | thread | empty")
+if(DDPM_SANITIZE)
+  add_compile_options($<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=${DDPM_SANITIZE}>
+                      $<$<COMPILE_LANGUAGE:C,CXX>:-fno-sanitize-recover=all>
+                      $<$<COMPILE_LANGUAGE:C,CXX>:-fno-omit-frame-pointer>
+                      $<$<COMPILE_LANGUAGE:C,CXX>:-g>)
+  add_link_options(-fsanitize=${DDPM_SANITIZE})
+  message(STATUS "Sanitizers: ${DDPM_SANITIZE}")
+endif()
+# libFuzzer harnesses (tests/fuzz), clang only: every target gets the coverage
+# instrumentation, the harnesses link libFuzzer's main.
+option(DDPM_FUZZ "Build the libFuzzer harnesses in tests/fuzz (needs clang)" OFF)
+if(DDPM_FUZZ)
+  if(NOT CMAKE_CXX_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "ddpm: DDPM_FUZZ needs clang (configure with CC=clang CXX=clang++)")
+  endif()
+  add_compile_options($<$<COMPILE_LANGUAGE:C,CXX>:-fsanitize=fuzzer-no-link>)
+endif()

@@ -15,6 +15,9 @@ DDPM_PACKAGES=(
 # run as /usr/bin/python3) and OpenBLAS, without which torch falls back to the slow
 # reference BLAS.
 DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread)
+# The sanitizer and fuzzing build of the tests (clang with ASan/UBSan/TSan and
+# libFuzzer, clang's OpenMP runtime): docs/testing.md.
+DDPM_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libomp-14-dev)
 
 ddpm_missing_packages() {
   local missing=() p
@@ -26,7 +29,7 @@ ddpm_missing_packages() {
 
 # ddpm_ensure_packages [--with-tests]
 ddpm_ensure_packages() {
-  [ "${1:-}" = "--with-tests" ] && DDPM_PACKAGES+=("${DDPM_TEST_PACKAGES[@]}")
+  [ "${1:-}" = "--with-tests" ] && DDPM_PACKAGES+=("${DDPM_TEST_PACKAGES[@]}" "${DDPM_SANITIZER_PACKAGES[@]}")
   local missing
   missing=$(ddpm_missing_packages)
   [ -z "$missing" ] && return 0

@@ -213,12 +213,18 @@ def check_against(state, shapes, path):
 def write_weights(out_path, cfg, state, shapes, source):
     tmp = out_path + ".tmp"
     try:
-        with h5py.File(tmp, "w") as f:
+        # The format ddpm's own writers use (src/core/h5.h): HDF5 1.10, whose metadata
+        # is checksummed, with links and attributes kept in the object headers.
+        with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
             f.attrs["format"] = WEIGHTS_FORMAT
             f.attrs["format_version"] = np.int64(WEIGHTS_FORMAT_VERSION)
             f.attrs["model_config"] = model_config_yaml(cfg)
             f.attrs["source"] = os.path.basename(source)
-            params = f.create_group("params")
+            gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
+            gcpl.set_link_phase_change(65535, 65534)
+            gcpl.set_attr_phase_change(65535, 65534)
+            h5py.h5g.create(f.id, b"params", gcpl=gcpl)
+            params = f["params"]
             for name in shapes:
                 data = state[name].detach().to(torch.float32).contiguous().numpy()
                 params.create_dataset(name, data=data, dtype=np.float32)

@@ -237,19 +237,25 @@ void apply(Config& cfg, const std::string& section, const std::string& key, cons
   input_error(source, ": unknown key '", section, ".", key, "' (see docs/config.md)");
 }
 
+// A mapping key as text; a key that is itself a list or mapping ("? [a, b]") is refused.
+std::string key_text(const YAML::Node& key, const std::string& source) {
+  if (!key.IsScalar()) input_error(source, ": a key must be a plain name, got ", show(key));
+  return key.Scalar();
+}
+
 void apply_mapping(Config& cfg, const YAML::Node& root, const std::string& source,
                    const std::vector<std::string>& only_sections) {
   if (root.IsNull()) return;
   if (!root.IsMap()) input_error(source, ": expected a mapping of sections (data, model, diffusion, train, device)");
   for (const auto& sec : root) {
-    const std::string section = sec.first.as<std::string>();
+    const std::string section = key_text(sec.first, source);
     const bool known = std::find(std::begin(kSections), std::end(kSections), section) != std::end(kSections);
     const bool allowed = only_sections.empty() ||
                          std::find(only_sections.begin(), only_sections.end(), section) != only_sections.end();
     if (!known || !allowed) input_error(source, ": unknown section '", section, "'");
     if (sec.second.IsNull()) continue;
     if (!sec.second.IsMap()) input_error(source, ": section '", section, "' must be a mapping");
-    for (const auto& kv : sec.second) apply(cfg, section, kv.first.as<std::string>(), kv.second, source);
+    for (const auto& kv : sec.second) apply(cfg, section, key_text(kv.first, source), kv.second, source);
   }
 }
 

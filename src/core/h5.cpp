@@ -4,6 +4,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <mutex>
 
@@ -37,6 +38,14 @@ std::vector<std::string> split_path(const std::string& name) {
   }
   if (!cur.empty()) parts.push_back(cur);
   return parts;
+}
+
+
+// Links and attributes in the object header, never in dense storage (h5.h says why).
+// 65535 is the most HDF5 allows for both; the minimum dense count must be below it.
+void keep_metadata_compact(hid_t group_create_plist) {
+  H5Pset_link_phase_change(group_create_plist, 65535, 65534);
+  H5Pset_attr_phase_change(group_create_plist, 65535, 65534);
 }
 
 }  // namespace
@@ -118,6 +127,44 @@ File File::open_read(const std::string& path) {
   return f;
 }
 
+File File::open_read_checksummed(const std::string& path, const std::string& remedy) {
+  // The signature at offset 0 (ddpm writes no user block), then the superblock version:
+  // 2 and 3 carry a checksum and belong to the format whose metadata is all checksummed.
+  static const unsigned char kSignature[8] = {0x89, 'H', 'D', 'F', '\r', '\n', 0x1a, '\n'};
+  unsigned char head[9] = {0};
+  if (FILE* in = std::fopen(path.c_str(), "rb")) {
+    const size_t got = std::fread(head, 1, sizeof head, in);
+    std::fclose(in);
+    if (got == sizeof head && std::memcmp(head, kSignature, 8) == 0 && head[8] < 2) {
+      input_error(path, ": HDF5 superblock version ", static_cast<int>(head[8]),
+                  " has no metadata checksums, and ddpm writes this file in the 1.10 format; ", remedy);
+    }
+    if (got == sizeof head && std::memcmp(head, kSignature, 8) != 0 && H5Fis_hdf5(path.c_str()) > 0) {
+      input_error(path, ": an HDF5 file with a user block, which ddpm does not write; ", remedy);
+    }
+  }
+  File f = open_read(path);
+  f.compact_only_ = true;
+  f.remedy_ = remedy;
+  Lock lock;
+  Handle root(H5Gopen2(f.file_.get(), "/", H5P_DEFAULT), H5Gclose);
+  H5G_info_t gi;
+  if (!root.valid() || H5Gget_info(root.get(), &gi) < 0) f.fail("cannot read the root group");
+  f.require_compact(root.get(), "/", gi);
+  return f;
+}
+
+// Dense links or attributes live in fractal-heap blocks that nothing checksums (h5.h);
+// ddpm's writers never make them, so such a file is refused before HDF5 decodes them.
+void File::require_compact(hid_t group, const std::string& name, const H5G_info_t& info) const {
+  H5O_info_t oi;
+  if (H5Oget_info2(group, &oi, H5O_INFO_META_SIZE) < 0) fail(cat("cannot read the group '", name, "'"));
+  if (info.storage_type == H5G_STORAGE_TYPE_DENSE || oi.meta_size.attr.heap_size > 0) {
+    fail(cat("the group '", name, "' keeps its links or attributes in HDF5's dense storage, which has no checksums ",
+             "and which ddpm does not write; ", remedy_));
+  }
+}
+
 File File::create(const std::string& path) { return create_with(path, false); }
 
 File File::create_checksummed(const std::string& path) { return create_with(path, true); }
@@ -131,7 +178,9 @@ File File::create_with(const std::string& path, bool checksummed) {
   Handle fapl(H5Pcreate(H5P_FILE_ACCESS), H5Pclose);
   H5Pset_fclose_degree(fapl.get(), H5F_CLOSE_STRONG);
   if (checksummed) H5Pset_libver_bounds(fapl.get(), H5F_LIBVER_V110, H5F_LIBVER_LATEST);
-  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, H5P_DEFAULT, fapl.get());
+  Handle fcpl(H5Pcreate(H5P_FILE_CREATE), H5Pclose);
+  keep_metadata_compact(fcpl.get());
+  hid_t id = H5Fcreate(path.c_str(), H5F_ACC_TRUNC, fcpl.get(), fapl.get());
   if (id < 0) input_error(path, ": cannot create the file (directory missing or not writable?)");
   f.file_ = Handle(id, H5Fclose);
   return f;
@@ -189,6 +238,7 @@ std::vector<std::string> File::list(const std::string& group) const {
   if (!g.valid()) fail(cat("'", group, "' is not a group"));
   H5G_info_t gi;
   if (H5Gget_info(g.get(), &gi) < 0) fail(cat("cannot list the group '", group, "'"));
+  if (compact_only_) require_compact(g.get(), group, gi);
   std::vector<std::string> names;
   for (hsize_t i = 0; i < gi.nlinks; ++i) {
     ssize_t len = H5Lget_name_by_idx(g.get(), ".", H5_INDEX_NAME, H5_ITER_INC, i, nullptr, 0, H5P_DEFAULT);
@@ -262,7 +312,9 @@ void File::read_u8(const std::string& name, uint8_t* out, int64_t n) const {
 
 void File::create_group(const std::string& name) {
   Lock lock;
-  Handle g(H5Gcreate2(file_.get(), name.c_str(), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT), H5Gclose);
+  Handle gcpl(H5Pcreate(H5P_GROUP_CREATE), H5Pclose);
+  keep_metadata_compact(gcpl.get());
+  Handle g(H5Gcreate2(file_.get(), name.c_str(), H5P_DEFAULT, gcpl.get(), H5P_DEFAULT), H5Gclose);
   if (!g.valid()) fail(cat("cannot create the group '", name, "'"));
 }
 

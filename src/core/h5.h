@@ -72,11 +72,18 @@ class File {
  public:
   // Opens for reading; an InputError names the file if it is missing or not HDF5.
   static File open_read(const std::string& path);
+  // The same for files ddpm writes with create_checksummed (checkpoints, weights,
+  // shards): a file in an older format is refused from its superblock's bytes, before
+  // HDF5 parses metadata that nothing checks. `remedy` ends the message.
+  static File open_read_checksummed(const std::string& path, const std::string& remedy);
   // Creates (truncates) a file for writing.
   static File create(const std::string& path);
   // The same in the HDF5 1.10 file format, whose metadata (superblock, object headers,
   // chunk indexes) carries checksums that HDF5 verifies when reading: a flipped bit there
   // becomes an error instead of being parsed. Readable by HDF5 >= 1.10 (h5py included).
+  // Links and attributes stay in the (checksummed) object headers of every file this
+  // class creates: HDF5's dense storage keeps them in fractal-heap blocks without a
+  // checksum, and HDF5 1.10 can crash on a damaged one (tests/fuzz found it).
   static File create_checksummed(const std::string& path);
 
   const std::string& path() const { return path_; }
@@ -121,8 +128,11 @@ class File {
   std::string path_;
   Handle file_;
   bool writable_ = false;
+  bool compact_only_ = false;  // opened with open_read_checksummed
+  std::string remedy_;
   static File create_with(const std::string& path, bool checksummed);
   void check_hard_link(const std::string& name) const;
+  void require_compact(hid_t group, const std::string& name, const H5G_info_t& info) const;
   void read_raw(const std::string& name, hid_t mem_type, void* out, int64_t n, DType want) const;
 };
 

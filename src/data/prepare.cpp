@@ -33,11 +33,7 @@ void process(SourceItem& item, int channels, int resolution, Processed* out) {
     return;
   }
   try {
-    Image image = item.encoded.empty() ? std::move(item.raw) : decode_image(item.encoded.data(), item.encoded.size());
-    image = convert_channels(std::move(image), channels);
-    if (resolution > 0 && (image.height != resolution || image.width != resolution)) {
-      image = center_crop_resize(image, resolution);
-    }
+    Image image = prepare_image(item, channels, resolution);
     out->checksum = crc32_of(image.pixels.data(), image.pixels.size());
     out->image = std::move(image);
   } catch (const InputError& e) {
@@ -67,6 +63,17 @@ void parallel_for(int64_t n, int threads, const std::function<void(int64_t)>& bo
 }
 
 }  // namespace
+
+Image prepare_image(SourceItem& item, int channels, int resolution) {
+  // An encoded item of 0 bytes (an empty file, an empty LMDB value) has no raw pixels either.
+  if (item.encoded.empty() && item.raw.pixels.empty()) input_error("empty (0 bytes), not an image");
+  Image image = item.encoded.empty() ? std::move(item.raw) : decode_image(item.encoded.data(), item.encoded.size());
+  image = convert_channels(std::move(image), channels);
+  if (resolution > 0 && (image.height != resolution || image.width != resolution)) {
+    image = center_crop_resize(image, resolution);
+  }
+  return image;
+}
 
 PrepareReport prepare_dataset(ImageSource& source, const PrepareOptions& opt) {
   if (opt.resolution < 0 || opt.resolution > kMaxSide) input_error("--resolution must be in 1..", kMaxSide);

@@ -32,6 +32,10 @@ struct PrepareReport {
   double seconds = 0;
 };
 
+// One item as the dataset stores it: decoded (when encoded), converted to `channels`,
+// centre-cropped and resized to `resolution` (0: as it is). InputError on a bad image.
+Image prepare_image(SourceItem& item, int channels, int resolution);
+
 PrepareReport prepare_dataset(ImageSource& source, const PrepareOptions& options);
 
 }  // namespace ddpm::data

@@ -47,18 +47,6 @@ void require_fixed_string(const h5::File& f, const char* name) {
   }
 }
 
-// Shards use the HDF5 1.10 format (superblock version 2 or later), whose metadata HDF5
-// verifies against checksums; older files would be parsed unchecked.
-void require_checksummed_format(const h5::File& f) {
-  Lock lock;
-  H5F_info2_t info;
-  if (H5Fget_info2(f.id(), &info) < 0) f.fail("cannot read the file's format information");
-  if (info.super.version < 2) {
-    f.fail(cat("HDF5 superblock version ", info.super.version,
-               " has no metadata checksums; shards are written in the 1.10 format (rewrite it with ddpm_prepare)"));
-  }
-}
-
 }  // namespace
 
 ShardReader::ShardReader(const Expected& expected) : expected_(expected) {
@@ -70,8 +58,7 @@ ShardReader::ShardReader(const Expected& expected) : expected_(expected) {
     input_error(path, ": ", st.st_size, " bytes, the manifest says ", expected.entry.bytes,
                 " (truncated or replaced since it was written)");
   }
-  file_ = h5::File::open_read(path);
-  require_checksummed_format(file_);
+  file_ = h5::File::open_read_checksummed(path, "rewrite the dataset with ddpm_prepare");
   validate_attributes();
   open_images();
   read_tables();

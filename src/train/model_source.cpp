@@ -11,7 +11,8 @@ namespace ddpm {
 namespace {
 
 ModelSource read_source(const std::string& path, const std::string& weights) {
-  const h5::File f = h5::File::open_read(path);
+  const h5::File f = h5::File::open_read_checksummed(
+      path, "convert PyTorch weights again with tools/convert_torch_checkpoint.py");
   ModelSource src;
   src.path = path;
   src.config.model = read_model_config(f);
