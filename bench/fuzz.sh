@@ -14,13 +14,13 @@ set -uo pipefail
 cd "$(dirname "$0")/.."
 source launch/deps.sh
 build=${DDPM_FUZZ_BUILD:-build-fuzz}
-jobs=${DDPM_FUZZ_JOBS:-$(nproc)}
+jobs=${DDPM_FUZZ_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
 targets_all=(fuzz_config fuzz_manifest fuzz_shard fuzz_checkpoint fuzz_decode fuzz_cifar10 fuzz_mnist fuzz_lsun)
 
 ddpm_ensure_packages --with-tests || exit 1
 CC=clang-14 CXX=clang++-14 ddpm_configure "$build" -DDDPM_CUDA=OFF -DDDPM_BUILD_BENCH=OFF \
   -DDDPM_SANITIZE=address,undefined -DDDPM_FUZZ=ON || exit 2
-cmake --build "$build" -j "$(nproc)" --target fuzz_all fuzz_make_seeds >"$build/fuzz-build.log" 2>&1 || {
+cmake --build "$build" -j "$(env -u OMP_NUM_THREADS nproc)" --target fuzz_all fuzz_make_seeds >"$build/fuzz-build.log" 2>&1 || {
   tail -20 "$build/fuzz-build.log"; echo "fuzz.sh: build failed (log: $build/fuzz-build.log)" >&2; exit 1; }
 
 if [ "${1:-}" = "--seeds" ]; then
@@ -40,7 +40,7 @@ targets=("$@")
 [ ${#targets[@]} -eq 0 ] && targets=("${targets_all[@]}")
 
 export ASAN_OPTIONS=${ASAN_OPTIONS:-detect_leaks=1:abort_on_error=1}
-export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/fuzz/lsan.supp}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-suppressions=$PWD/tests/sanitizers/lsan.supp}
 export UBSAN_OPTIONS=${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}
 export OMP_NUM_THREADS=1
 

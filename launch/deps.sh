@@ -14,10 +14,13 @@ DDPM_PACKAGES=(
 # What the tests and benchmarks add: the PyTorch reference (Debian's python3-torch,
 # run as /usr/bin/python3) and OpenBLAS, without which torch falls back to the slow
 # reference BLAS.
-DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread)
+DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread libfaketime)
 # The sanitizer and fuzzing build of the tests (clang with ASan/UBSan/TSan and
 # libFuzzer, clang's OpenMP runtime): docs/testing.md.
 DDPM_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libomp-14-dev)
+# The Slurm tests (tests/slurm) run a throw-away single-node cluster: Slurm 22.05's
+# controller, node daemon and commands, and munge for its authentication.
+DDPM_SLURM_PACKAGES=(slurmctld slurmd slurm-client munge)
 
 ddpm_missing_packages() {
   local missing=() p
@@ -29,7 +32,8 @@ ddpm_missing_packages() {
 
 # ddpm_ensure_packages [--with-tests]
 ddpm_ensure_packages() {
-  [ "${1:-}" = "--with-tests" ] && DDPM_PACKAGES+=("${DDPM_TEST_PACKAGES[@]}" "${DDPM_SANITIZER_PACKAGES[@]}")
+  [ "${1:-}" = "--with-tests" ] && DDPM_PACKAGES+=("${DDPM_TEST_PACKAGES[@]}" "${DDPM_SANITIZER_PACKAGES[@]}"
+                                                 "${DDPM_SLURM_PACKAGES[@]}")
   local missing
   missing=$(ddpm_missing_packages)
   [ -z "$missing" ] && return 0

@@ -10,5 +10,6 @@ ddpm_ensure_packages --with-tests
 ddpm_build build
 # ctest runs two tests at a time; one OpenMP thread each keeps their spin-waiting
 # threads from fighting over the cores (the MPI tests pass their own).
+cores=$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)  # nproc obeys OMP_NUM_THREADS
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-ctest --test-dir build --output-on-failure -j "$(nproc)" "$@"
+ctest --test-dir build --output-on-failure -j "$cores" "$@"

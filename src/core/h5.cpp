@@ -251,10 +251,12 @@ std::vector<std::string> File::list(const std::string& group) const {
   return names;
 }
 
-Handle File::open_dataset(const std::string& name) const {
+Handle File::open_dataset(const std::string& name, bool chunk_cache) const {
   Lock lock;
   check_hard_link(name);
-  Handle ds(H5Dopen2(file_.get(), name.c_str(), H5P_DEFAULT), H5Dclose);
+  Handle dapl(H5Pcreate(H5P_DATASET_ACCESS), H5Pclose);
+  if (!chunk_cache) H5Pset_chunk_cache(dapl.get(), 0, 0, H5D_CHUNK_CACHE_W0_DEFAULT);
+  Handle ds(H5Dopen2(file_.get(), name.c_str(), dapl.get()), H5Dclose);
   if (!ds.valid()) fail(cat("'", name, "' is not a readable dataset"));
   Handle dcpl(H5Dget_create_plist(ds.get()), H5Pclose);
   if (!dcpl.valid()) fail(cat("cannot read the storage properties of '", name, "'"));

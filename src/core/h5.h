@@ -119,8 +119,10 @@ class File {
   void write_attr_i64(const std::string& obj, const std::string& name, int64_t value);
   void write_attr_f64(const std::string& obj, const std::string& name, double value);
 
-  // Opens a dataset for partial reads after the hardening checks.
-  Handle open_dataset(const std::string& name) const;
+  // Opens a dataset for partial reads after the hardening checks. Without the chunk
+  // cache every read goes to the file (a dataset read once per epoch gains nothing from
+  // it, and a file damaged or cut since it was opened is noticed at once).
+  Handle open_dataset(const std::string& name, bool chunk_cache = true) const;
 
   [[noreturn]] void fail(const std::string& what) const;
 

@@ -90,7 +90,7 @@ void ShardReader::validate_attributes() {
 void ShardReader::open_images() {
   Lock lock;
   const Expected& e = expected_;
-  images_ = file_.open_dataset("images");  // hard link, no external storage, no virtual layout
+  images_ = file_.open_dataset("images", /*chunk_cache=*/false);  // hard link, no external storage or virtual layout
   h5::Handle type(H5Dget_type(images_.get()), H5Tclose);
   if (!is_integer(type.get(), 1, false)) file_.fail("'images' is not uint8");
   const std::vector<hsize_t> want = {static_cast<hsize_t>(e.entry.count), static_cast<hsize_t>(e.shape.height),
@@ -148,12 +148,23 @@ void ShardReader::read_image(int64_t i, int64_t dataset_index, uint8_t* out) {
                               static_cast<hsize_t>(expected_.shape.width), static_cast<hsize_t>(expected_.shape.channels)};
     if (H5Sselect_hyperslab(file_space_.get(), H5S_SELECT_SET, start, nullptr, count, nullptr) < 0 ||
         H5Dread(images_.get(), H5T_NATIVE_UINT8, mem_space_.get(), file_space_.get(), H5P_DEFAULT, out) < 0) {
-      file_.fail(cat("cannot read image ", i, " (dataset index ", dataset_index, "): file truncated or corrupt"));
+      file_.fail(cat("cannot read image ", i, " (dataset index ", dataset_index, "): ", what_changed()));
     }
   }
   if (crc32_of(out, static_cast<size_t>(bytes)) != checksums_[static_cast<size_t>(i)]) {
-    file_.fail(cat("image ", i, " (dataset index ", dataset_index, ") fails its checksum: the shard is corrupt"));
+    file_.fail(cat("image ", i, " (dataset index ", dataset_index, ") fails its checksum: ", what_changed()));
   }
+}
+
+// Why a read of a shard that was valid when opened fails: the file as it is now.
+std::string ShardReader::what_changed() const {
+  struct stat st;
+  if (stat(expected_.path.c_str(), &st) != 0) return "the file is gone since it was opened";
+  if (st.st_size != expected_.entry.bytes) {
+    return cat("the file is now ", st.st_size, " bytes, ", expected_.entry.bytes,
+               " when it was opened (cut short or replaced meanwhile)");
+  }
+  return "the shard is corrupt";
 }
 
 // ---- DatasetReader

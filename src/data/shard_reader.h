@@ -38,6 +38,7 @@ class ShardReader {
   std::vector<uint32_t> checksums_;
   std::vector<int32_t> labels_;
   void validate_attributes();
+  std::string what_changed() const;
   void open_images();
   void read_tables();
 };

@@ -77,7 +77,8 @@ int remove_unfinished_checkpoints(const std::string& dir) {
 }
 
 std::string write_checkpoint(const std::string& dir, const ModelConfig& model, const ParamLayout& layout,
-                             const TrainBuffers& buffers, const TrainState& state, int keep) {
+                             const TrainBuffers& buffers, const TrainState& state, int keep,
+                             const std::function<void()>& before_commit) {
   fs::make_dirs(dir);
   const std::string name = checkpoint_name(state.step);
   const std::string path = fs::join(dir, name), tmp = path + ".tmp";
@@ -97,6 +98,7 @@ std::string write_checkpoint(const std::string& dir, const ModelConfig& model, c
     f.create_group("optimizer");
     for (const char* group : kGroups) write_param_group(f, group, layout, buffer_for(buffers, group));
     f.close();
+    if (before_commit) before_commit();
   } catch (...) {
     unlink(tmp.c_str());
     throw;

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -39,9 +40,10 @@ std::string checkpoint_name(int64_t step);  // ckpt-NNNNNNNN.h5
 // Writes DIR/checkpoints/ckpt-<step>.h5 (tmp, fsync, rename, fsync dir), then moves
 // `latest` to it and deletes all but the newest `keep`. On failure (disk full) the
 // previous checkpoints and `latest` are untouched and an InputError says why.
+// before_commit, when given, runs between the temporary file and the commit (tests).
 std::string write_checkpoint(const std::string& checkpoint_dir, const ModelConfig& model,
                              const ParamLayout& layout, const TrainBuffers& buffers, const TrainState& state,
-                             int keep);
+                             int keep, const std::function<void()>& before_commit = {});
 
 // Reads a checkpoint into the buffers (null ones are skipped), verifying every
 // tensor's checksum; InputError naming the file on any problem.

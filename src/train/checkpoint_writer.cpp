@@ -8,8 +8,13 @@
 #include "core/ops.h"
 
 namespace ddpm {
-CheckpointWriter::CheckpointWriter(std::string checkpoint_dir, ModelConfig model, const ParamLayout& layout, int keep)
-    : dir_(std::move(checkpoint_dir)), model_(std::move(model)), layout_(layout), keep_(keep) {
+CheckpointWriter::CheckpointWriter(std::string checkpoint_dir, ModelConfig model, const ParamLayout& layout, int keep,
+                                   std::function<void(int64_t)> before_commit)
+    : dir_(std::move(checkpoint_dir)),
+      model_(std::move(model)),
+      layout_(layout),
+      keep_(keep),
+      before_commit_(std::move(before_commit)) {
   const int64_t P = layout.size();
   params_ = alloc_host_floats(P);
   ema_ = alloc_host_floats(P);
@@ -76,7 +81,9 @@ void CheckpointWriter::run() {
     const double t0 = now_seconds();
     try {
       o.path = write_checkpoint(dir_, model_, layout_, TrainBuffers{params_.get(), ema_.get(), m_.get(), v_.get()},
-                                state_, keep_);
+                                state_, keep_, [this] {
+                                  if (before_commit_) before_commit_(state_.iteration);
+                                });
       o.ok = true;
     } catch (const std::exception& e) {
       // write_checkpoint removed its temporary file; the previous checkpoint stands.

@@ -11,6 +11,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <mutex>
+#include <functional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -33,7 +34,10 @@ class CheckpointWriter {
     double seconds = 0; // the write alone, snapshot excluded
   };
 
-  CheckpointWriter(std::string checkpoint_dir, ModelConfig model, const ParamLayout& layout, int keep);
+  // before_commit(iteration), when given, runs between a checkpoint's temporary file and
+  // its commit (the tests' slow_checkpoint fault).
+  CheckpointWriter(std::string checkpoint_dir, ModelConfig model, const ParamLayout& layout, int keep,
+                   std::function<void(int64_t)> before_commit = {});
   ~CheckpointWriter();  // finishes the write in flight
   CheckpointWriter(const CheckpointWriter&) = delete;
   CheckpointWriter& operator=(const CheckpointWriter&) = delete;
@@ -55,6 +59,7 @@ class CheckpointWriter {
   const ModelConfig model_;
   const ParamLayout& layout_;
   const int keep_;
+  const std::function<void(int64_t)> before_commit_;
   HostFloats params_, ema_, m_, v_;  // the snapshot
   TrainState state_;
   mutable std::mutex mu_;

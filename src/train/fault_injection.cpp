@@ -1,8 +1,12 @@
 #include "train/fault_injection.h"
 
+#include <csignal>
+#include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <thread>
 
 #include "core/buffer.h"
 #include "core/common.h"
@@ -33,14 +37,16 @@ int64_t parse_count(const std::string& s) {
 FaultInjector FaultInjector::parse(const std::string& spec, const std::string& source) {
   FaultInjector injector;
   injector.spec_ = spec;
-  const std::string usage = " (expected KIND:rank=R:iteration=I with KIND nan_grad, nan_loss or perturb_param; "
-                            "see docs/operations.md)";
+  const std::string usage = " (expected KIND:rank=R:iteration=I with KIND nan_grad, nan_loss, perturb_param, "
+                            "die_in_allreduce or slow_checkpoint; see docs/operations.md)";
   for (const std::string& item : split(spec, ',')) {
     const std::vector<std::string> fields = split(item, ':');
     Fault f;
     if (fields[0] == "nan_grad") f.kind = FaultKind::kNanGrad;
     else if (fields[0] == "nan_loss") f.kind = FaultKind::kNanLoss;
     else if (fields[0] == "perturb_param") f.kind = FaultKind::kPerturbParam;
+    else if (fields[0] == "die_in_allreduce") f.kind = FaultKind::kDieInAllreduce;
+    else if (fields[0] == "slow_checkpoint") f.kind = FaultKind::kSlowCheckpoint;
     else input_error(source, ": unknown fault '", fields[0], "' in '", item, "'", usage);
     bool has_rank = false, has_iteration = false;
     for (size_t i = 1; i < fields.size(); ++i) {
@@ -103,6 +109,16 @@ class FaultHook : public StepHook {
     const float nan = NAN;
     ops.upload(grads.get(), &nan, 1);  // offset 0 is the last bucket to go: it must reach the others
   }
+  void on_gradients_ready(int64_t iteration, int64_t from, int64_t total) override {
+    // Buckets go from the end of the buffer to its start: past the middle, some are in
+    // flight and the rest are not yet sent.
+    if (from <= total / 2 && faults_.fires(FaultKind::kDieInAllreduce, rank_, iteration)) {
+      std::fprintf(stderr, "ddpm_train: rank %d: injected fault die_in_allreduce at iteration %lld\n", rank_,
+                   static_cast<long long>(iteration));
+      std::fflush(stderr);
+      raise(SIGKILL);
+    }
+  }
   void on_parameters(int64_t iteration, Ops& ops, ParamBuffer& params) override {
     if (!faults_.fires(FaultKind::kPerturbParam, rank_, iteration)) return;
     float first_param = 0;
@@ -122,6 +138,15 @@ class FaultHook : public StepHook {
 std::unique_ptr<StepHook> make_fault_hook(const FaultInjector& faults, int rank) {
   if (faults.empty()) return nullptr;
   return std::make_unique<FaultHook>(faults, rank);
+}
+
+std::function<void(int64_t)> make_checkpoint_delay(const FaultInjector& faults, int rank) {
+  bool any = false;
+  for (const Fault& f : faults.faults()) any |= f.kind == FaultKind::kSlowCheckpoint && f.rank == rank;
+  if (!any) return {};
+  return [faults, rank](int64_t iteration) {
+    if (faults.fires(FaultKind::kSlowCheckpoint, rank, iteration)) std::this_thread::sleep_for(std::chrono::seconds(3));
+  };
 }
 
 }  // namespace ddpm

@@ -8,6 +8,12 @@
 //               nan_loss       one of this rank's per-example losses becomes NaN
 //               perturb_param  this rank's first parameter is nudged after the update,
 //                              so the replicas diverge (the consistency check must see it)
+//               die_in_allreduce  this rank kills itself (SIGKILL) halfway through
+//                              backward, with part of its gradient all-reduce in flight
+//                              and the other ranks waiting in it
+//               slow_checkpoint  the checkpoint of this iteration (rank 0 writes them)
+//                              waits 3 s with its temporary file written, before the
+//                              commit: a window for signals during the write
 //   iteration   I (one), I-J (inclusive) or I- (from I on); iterations count the global
 //               batches drawn, from 0, skipped ones included (the checkpoint's `iteration`)
 //
@@ -16,6 +22,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -24,7 +31,7 @@
 
 namespace ddpm {
 
-enum class FaultKind { kNanGrad, kNanLoss, kPerturbParam };
+enum class FaultKind { kNanGrad, kNanLoss, kPerturbParam, kDieInAllreduce, kSlowCheckpoint };
 
 struct Fault {
   FaultKind kind = FaultKind::kNanGrad;
@@ -56,5 +63,9 @@ class FaultInjector {
 
 // The training step's hook that injects `faults` on `rank`; null when there are none.
 std::unique_ptr<StepHook> make_fault_hook(const FaultInjector& faults, int rank);
+
+// What the checkpoint writer calls between writing a checkpoint's temporary file and
+// committing it (slow_checkpoint faults on `rank`); empty when there are none.
+std::function<void(int64_t iteration)> make_checkpoint_delay(const FaultInjector& faults, int rank);
 
 }  // namespace ddpm

@@ -19,14 +19,15 @@
 
 namespace ddpm {
 
-PeriodicWork::PeriodicWork(const RunContext& run, TrainLog* log, const std::string& run_dir)
+PeriodicWork::PeriodicWork(const RunContext& run, TrainLog* log, const std::string& run_dir,
+                           std::function<void(int64_t)> checkpoint_delay)
     : run_(run),
       log_(log),
       checkpoint_dir_(fs::join(run_dir, "checkpoints")),
       samples_dir_(fs::join(run_dir, "samples")) {
   if (run.world.is_root()) {
     writer_ = std::make_unique<CheckpointWriter>(checkpoint_dir_, run.config.model, run.net.layout(),
-                                                 run.config.train.keep_checkpoints);
+                                                 run.config.train.keep_checkpoints, std::move(checkpoint_delay));
   }
 }
 

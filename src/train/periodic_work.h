@@ -21,7 +21,9 @@ class TrainLog;
 class PeriodicWork {
  public:
   // The references must outlive this; log is rank 0's (null on the others).
-  PeriodicWork(const RunContext& run, TrainLog* log, const std::string& run_dir);
+  // checkpoint_delay: the tests' slow_checkpoint fault (make_checkpoint_delay), or empty.
+  PeriodicWork(const RunContext& run, TrainLog* log, const std::string& run_dir,
+               std::function<void(int64_t)> checkpoint_delay = {});
   ~PeriodicWork();  // finishes the checkpoint write in flight
   PeriodicWork(const PeriodicWork&) = delete;
   PeriodicWork& operator=(const PeriodicWork&) = delete;

@@ -18,6 +18,8 @@ class StepHook {
   virtual void on_losses(int64_t iteration, double* losses, int n) = 0;
   // The zeroed gradient buffer, before backward accumulates into it and the all-reduce.
   virtual void on_zeroed_gradients(int64_t iteration, Ops& ops, Buffer& grads) = 0;
+  // Backward has made the gradients [from, total) ready and handed them to the all-reduce.
+  virtual void on_gradients_ready(int64_t iteration, int64_t from, int64_t total) = 0;
   // The parameters after the step's update (applied or skipped).
   virtual void on_parameters(int64_t iteration, Ops& ops, ParamBuffer& params) = 0;
 };

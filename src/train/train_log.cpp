@@ -39,7 +39,8 @@ std::string format_duration(double s) {
 
 TrainLog::TrainLog(const std::string& run_dir, bool progress_bar) {
   log_ = std::fopen(fs::join(run_dir, "train.log").c_str(), "a");
-  metrics_ = std::fopen(fs::join(run_dir, "metrics.jsonl").c_str(), "a");
+  metrics_path_ = fs::join(run_dir, "metrics.jsonl");
+  metrics_ = std::fopen(metrics_path_.c_str(), "a");
   if (!log_ || !metrics_) input_error(run_dir, ": cannot append to train.log / metrics.jsonl");
   tty_ = progress_bar && isatty(STDERR_FILENO);
 }
@@ -72,6 +73,33 @@ void TrainLog::progress(const StepReport& r) {
                r.images_per_s, format_duration(r.eta_s).c_str());
   std::fflush(stderr);
   progress_shown_ = true;
+}
+
+int64_t TrainLog::keep_metrics_through(int64_t step) {
+  std::fflush(metrics_);
+  const std::string text = fs::read_text(metrics_path_);
+  std::string kept;
+  int64_t dropped = 0;
+  for (size_t begin = 0; begin < text.size();) {
+    const size_t end = text.find('\n', begin);
+    const std::string line = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
+    begin = end == std::string::npos ? text.size() : end + 1;
+    // Records start {"step": N, as record() writes them; a line without its newline was
+    // cut short.
+    long long s = -1;
+    if (end != std::string::npos && std::sscanf(line.c_str(), "{\"step\": %lld,", &s) == 1 && s <= step) {
+      kept += line + "\n";
+    } else if (!line.empty()) {
+      ++dropped;
+    }
+  }
+  if (dropped == 0) return 0;
+  std::fclose(metrics_);
+  metrics_ = nullptr;
+  fs::write_text_atomic(metrics_path_, kept);
+  metrics_ = std::fopen(metrics_path_.c_str(), "a");
+  if (!metrics_) input_error(metrics_path_, ": cannot append");
+  return dropped;
 }
 
 void TrainLog::record(const StepReport& r) {

@@ -29,8 +29,13 @@ class TrainLog {
   void progress(const StepReport& r);
   // The interval record: metrics.jsonl plus a log line.
   void record(const StepReport& r);
+  // A run that starts at `step` redoes what came after it: drops the metrics records of
+  // later steps (and a line cut short by a kill) so each step appears once. Returns how
+  // many lines were dropped.
+  int64_t keep_metrics_through(int64_t step);
 
  private:
+  std::string metrics_path_;
   FILE* log_ = nullptr;
   FILE* metrics_ = nullptr;
   bool tty_ = false;

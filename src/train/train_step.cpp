@@ -88,7 +88,12 @@ StepResult TrainStep::run(TrainState& state) {
   ops.zero(buffers.grads.get(), P);
   if (hook_) hook_->on_zeroed_gradients(iteration, ops, buffers.grads);
   reducer_->begin(buffers.grads.get(), P);
-  run_.net.backward(ps, dout_.get(), [&](int64_t from) { reducer_->ready(from); });
+  iteration_ = iteration;
+  // Captures `this` alone, so that std::function keeps it without a heap allocation.
+  run_.net.backward(ps, dout_.get(), [this](int64_t from) {
+    reducer_->ready(from);
+    if (hook_) hook_->on_gradients_ready(iteration_, from, run_.net.layout().size());
+  });
   enter(phase::kAllReduce);
   reducer_->finish();
 

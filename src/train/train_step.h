@@ -58,6 +58,7 @@ class TrainStep {
   Optimizer& optimizer_;
   data::Loader& loader_;
   StepHook* hook_;
+  int64_t iteration_ = 0;  // of the step in progress (what the gradient-ready callback reports)
   std::unique_ptr<GradientAllReduce> reducer_;
   const int64_t per_example_;
   // The step's activations (backend) and per-example values (host), sized once.

@@ -150,7 +150,7 @@ void Trainer::Impl::distribute_start_point() {
   loader = std::make_unique<data::Loader>(lo);
   const RunContext run{world, cfg, *ops, *net, *diffusion, *watchdog, buffers, local_batch};
   step = std::make_unique<TrainStep>(run, *optimizer, *loader, fault_hook.get());
-  periodic = std::make_unique<PeriodicWork>(run, log.get(), opt.run_dir);
+  periodic = std::make_unique<PeriodicWork>(run, log.get(), opt.run_dir, make_checkpoint_delay(faults, world.rank()));
 }
 
 void Trainer::Impl::abort_after_skips(int64_t skips, bool loss_was_finite) {
@@ -206,6 +206,8 @@ int Trainer::Impl::loop() {
                                         start.saved_world_size, " rank(s))"),
             ": ", world.size(), " rank(s) x ", local_batch, " images, ", net->layout().num_parameters(),
             " parameters, backend ", ops->name()));
+    const int64_t dropped = log->keep_metrics_through(state.step);
+    if (dropped > 0) say(cat("metrics.jsonl: dropped ", dropped, " record(s) after step ", state.step, " (redone now)"));
   }
   while (state.step < tc.total_steps) {
     const StepResult r = step->run(state);

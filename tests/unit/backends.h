@@ -19,17 +19,18 @@ struct PresentBackend {
   Ops* ops;
 };
 
-// Made on first use and never destroyed (cuDNN handles must not outlive the runtime).
+// Made on first use and never destroyed (cuDNN handles must not outlive the runtime);
+// held through a static pointer, so that LeakSanitizer still sees them at exit.
 inline const std::vector<PresentBackend>& present_backends() {
-  static const std::vector<PresentBackend> all = [] {
-    std::vector<PresentBackend> b{{"cpu", make_cpu_ops().release()}};
+  static const std::vector<PresentBackend>* all = [] {
+    auto* b = new std::vector<PresentBackend>{{"cpu", make_cpu_ops().release()}};
 #ifdef DDPM_WITH_CUDA
     int count = 0;
-    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) b.push_back({"cuda", make_cuda_ops(0, "fp32").release()});
+    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) b->push_back({"cuda", make_cuda_ops(0, "fp32").release()});
 #endif
     return b;
   }();
-  return all;
+  return *all;
 }
 
 }  // namespace ddpm::test

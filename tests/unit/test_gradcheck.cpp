@@ -32,6 +32,7 @@ void expect_close(const std::string& what, const test::GradCheckResult& r) {
     BOOST_TEST(r.checked > 0);
     BOOST_TEST(r.analytic_norm > 1e-6);
     BOOST_TEST(r.rel_error <= kTol);
+    BOOST_TEST_MESSAGE(what << ": relative error " << r.rel_error);
   }
 }
 
