@@ -29,6 +29,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 import yaml  # noqa: E402
 
+import ddpm_h5  # noqa: E402  (tools/ddpm_h5.py)
 import unet_ref  # noqa: E402
 
 WEIGHTS_FORMAT = "ddpm-weights"
@@ -215,16 +216,12 @@ def write_weights(out_path, cfg, state, shapes, source):
     try:
         # The format ddpm's own writers use (src/core/h5.h): HDF5 1.10, whose metadata
         # is checksummed, with links and attributes kept in the object headers.
-        with h5py.File(tmp, "w", libver=("v110", "latest")) as f:
+        with ddpm_h5.create_file(tmp) as f:
             f.attrs["format"] = WEIGHTS_FORMAT
             f.attrs["format_version"] = np.int64(WEIGHTS_FORMAT_VERSION)
             f.attrs["model_config"] = model_config_yaml(cfg)
             f.attrs["source"] = os.path.basename(source)
-            gcpl = h5py.h5p.create(h5py.h5p.GROUP_CREATE)
-            gcpl.set_link_phase_change(65535, 65534)
-            gcpl.set_attr_phase_change(65535, 65534)
-            h5py.h5g.create(f.id, b"params", gcpl=gcpl)
-            params = f["params"]
+            params = ddpm_h5.create_group(f, "params")
             for name in shapes:
                 data = state[name].detach().to(torch.float32).contiguous().numpy()
                 params.create_dataset(name, data=data, dtype=np.float32)

@@ -117,7 +117,7 @@ std::string write_checkpoint(const std::string& dir, const ModelConfig& model, c
 }
 
 TrainState read_checkpoint(const std::string& path, const ParamLayout& layout, const TrainBuffers& buffers) {
-  const h5::File f = h5::File::open_read_checksummed(path, "not a checkpoint ddpm_train wrote");
+  const h5::File f = h5::File::open_read_checksummed(path, "an older ddpm wrote it? rewrite it with tools/rewrite_hdf5.py");
   if (!f.has_attr("/", "format") || f.read_attr_str("/", "format") != kCheckpointFormat) {
     f.fail("not a ddpm training checkpoint (no format attribute 'ddpm-checkpoint')");
   }

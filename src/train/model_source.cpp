@@ -12,7 +12,8 @@ namespace {
 
 ModelSource read_source(const std::string& path, const std::string& weights) {
   const h5::File f = h5::File::open_read_checksummed(
-      path, "convert PyTorch weights again with tools/convert_torch_checkpoint.py");
+      path, "an older ddpm wrote it? rewrite it with tools/rewrite_hdf5.py (PyTorch weights: convert them again "
+            "with tools/convert_torch_checkpoint.py)");
   ModelSource src;
   src.path = path;
   src.config.model = read_model_config(f);

@@ -1,33 +1,46 @@
 """End to end: `ddpm_eval eps` given a bad weights file (missing tensor, unexpected tensor,
-mis-shaped tensor, float64 tensor, no model config, truncated file, not HDF5 at all) must
-exit with status 2 and print exactly one line naming the file and the problem, and write
-no output. The valid file the bad ones are made from must work, so each refusal is due
-to its one defect.
+mis-shaped tensor, float64 tensor, no model config, truncated file, not HDF5 at all, the
+pre-1.10 HDF5 format, a group in dense storage) must exit with status 2 and print
+exactly one line naming the file and the problem, and write no output. The valid file
+the bad ones are made from must work, so each refusal is due to its one defect; and
+tools/rewrite_hdf5.py turns the old-layout files into ones that give the same eps.
 
 usage: test_eval_bad_weights.py --ddpm-eval PATH --workdir DIR
 """
 import os
 import shutil
+import subprocess
+import sys
 
 import h5py
 import numpy as np
 
 import e2e_util as u
 
+TOOLS = os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, os.pardir, "tools")
+sys.path.insert(0, TOOLS)
+import ddpm_h5  # noqa: E402
+
 # The smallest model with every kind of tensor; the weights' values do not matter here.
 MODEL = dict(resolution=8, in_channels=3, out_ch=3, ch=32, ch_mult=[1, 2], num_res_blocks=1, attn_resolutions=[4],
              dropout=0.0, resamp_with_conv=True)
 
 
-def write_valid_weights(path):
-    """A weights file as the converter writes it, made here with h5py alone."""
+def write_valid_weights(path, layout="ddpm"):
+    """A weights file as the converter writes it (layout "ddpm": tools/ddpm_h5.py), or as
+    plain h5py writes it ("old": the pre-1.10 format; "dense": the 1.10 format with the
+    parameter group in dense storage), which ddpm refuses."""
     import yaml
     net = u.random_model(MODEL, seed=0)
-    with h5py.File(path, "w") as f:
+    if layout == "ddpm":
+        f = ddpm_h5.create_file(path)
+    else:
+        f = h5py.File(path, "w", libver=("v110", "latest") if layout == "dense" else "earliest")
+    with f:
         f.attrs["format"] = "ddpm-weights"
         f.attrs["format_version"] = np.int64(1)
         f.attrs["model_config"] = yaml.safe_dump(MODEL, sort_keys=False, default_flow_style=None)
-        g = f.create_group("params")
+        g = ddpm_h5.create_group(f, "params") if layout == "ddpm" else f.create_group("params")
         for name, value in net.state_dict().items():
             g.create_dataset(name, data=value.numpy().astype(np.float32))
 
@@ -91,10 +104,29 @@ def main():
         f.write("these are not weights\n" * 100)
     cases.append(("not an HDF5 file", not_hdf5, ["not an HDF5 file"]))
 
+    old, dense = p("old_format.h5"), p("dense.h5")
+    write_valid_weights(old, "old")
+    write_valid_weights(dense, "dense")
+    cases.append(("pre-1.10 HDF5 format", old, ["superblock version 0", "tools/rewrite_hdf5.py"]))
+    cases.append(("dense storage", dense, ["'params'", "dense storage", "tools/rewrite_hdf5.py"]))
+
     for label, path, must_contain in cases:
         u.expect_one_line_error(eps_cmd(path), [path] + must_contain, f"ddpm_eval eps: {label}")
         u.check(not os.path.exists(out_path) and not os.path.exists(out_path + ".tmp"),
                 f"{label}: an output was written")
+
+    # The old layouts, rewritten, give the valid file's eps bit for bit.
+    u.expect_ok(eps_cmd(base))
+    with h5py.File(out_path, "r") as f:
+        want = f["eps"][()]
+    for path in (old, dense):
+        r = subprocess.run([sys.executable, os.path.join(TOOLS, "rewrite_hdf5.py"), path], capture_output=True, text=True)
+        u.check(r.returncode == 0, f"rewrite_hdf5.py {path}: status {r.returncode}: {r.stderr}")
+        os.unlink(out_path)
+        u.expect_ok(eps_cmd(path))
+        with h5py.File(out_path, "r") as f:
+            u.check(np.array_equal(f["eps"][()], want), f"{path}: rewritten, gives another eps")
+    print("ok   tools/rewrite_hdf5.py makes both old layouts readable, with the same eps")
 
 
 if __name__ == "__main__":
