@@ -225,18 +225,7 @@ def write_weights(out_path, cfg, state, shapes, source):
             for name in shapes:
                 data = state[name].detach().to(torch.float32).contiguous().numpy()
                 params.create_dataset(name, data=data, dtype=np.float32)
-        # Commit protocol: the data reaches the disk before the name points at it.
-        fd = os.open(tmp, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        os.replace(tmp, out_path)
-        dir_fd = os.open(os.path.dirname(os.path.abspath(out_path)), os.O_RDONLY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
+        ddpm_h5.commit(tmp, out_path)
     except OSError as e:
         if os.path.exists(tmp):
             os.unlink(tmp)

@@ -3,6 +3,7 @@
 attributes kept in its object header ("compact"), never in the unchecksummed dense
 storage that ddpm refuses to read (docs/formats.md)."""
 import ctypes
+import os
 
 import h5py
 
@@ -40,3 +41,19 @@ def create_group(parent, name):
     """parent[name], a new group in ddpm's layout."""
     h5py.h5g.create(parent.id, name.encode(), gcpl=_compact(h5py.h5p.create(h5py.h5p.GROUP_CREATE)))
     return parent[name]
+
+
+def _fsync(path):
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def commit(tmp, path):
+    """The commit protocol: tmp's data reaches the disk, then path names it (rename), then
+    the directory entry reaches the disk."""
+    _fsync(tmp)
+    os.replace(tmp, path)
+    _fsync(os.path.dirname(os.path.abspath(path)))

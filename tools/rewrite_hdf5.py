@@ -61,12 +61,7 @@ def rewrite(src_path, dst_path):
         try:
             with ddpm_h5.create_file(tmp) as dst:
                 copy_group(src, dst)
-            fd = os.open(tmp, os.O_RDONLY)
-            try:
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            os.replace(tmp, dst_path)
+            ddpm_h5.commit(tmp, dst_path)
         except BaseException:
             if os.path.exists(tmp):
                 os.remove(tmp)
