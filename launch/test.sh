@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The README's test command: installs whatever Debian packages are missing, builds
-# everything with CMake and runs every ctest suite (labels: unit, mpi, gpu, e2e).
+# everything with CMake and runs every ctest suite (labels: unit, mpi, gpu, e2e, slurm).
 #   bash launch/test.sh            all tests
 #   bash launch/test.sh -L unit    only one label (any ctest arguments pass through)
 set -euo pipefail
