@@ -22,6 +22,7 @@ import os
 import shutil
 import signal
 import subprocess
+import tempfile
 import time
 
 import mpi_util as u
@@ -39,14 +40,10 @@ def final(run_dir):
     return u.checkpoint_path(run_dir, STEPS)
 
 
-def resume_and_compare(args, data, run_dir, ref, label, wrapper=None):
+def resume_and_compare(args, data, run_dir, ref, label):
     """Runs the job again (no fault) and checks it ends where the reference ended."""
     start = u.expected_resume_step(run_dir)
-    if wrapper:
-        r = u.run(wrapper + u.mpirun_cmd(args, RANKS, u.train_args(args, data, run_dir, CONFIG)),
-                  env=u.child_env())
-    else:
-        r = u.train(args, RANKS, data, run_dir, CONFIG)
+    r = u.train(args, RANKS, data, run_dir, CONFIG)
     u.expect_ok(r, f"{label}: resume")
     u.assert_bitwise_equal(final(run_dir), final(ref), f"{label}: resumed from step {start}")
     steps = [m["step"] for m in u.metrics(run_dir)]
@@ -93,35 +90,60 @@ def as_nobody():
 
 
 def readonly_checkpoints(args, data, ref):
-    run_dir = os.path.join(args.workdir, "readonly")
-    ckpt_dir = os.path.join(run_dir, "checkpoints")
-    os.makedirs(ckpt_dir)
-    for d in (run_dir, ckpt_dir):
-        os.chown(d, NOBODY, NOBODY)
-    job = u.Job(args, RANKS, data, run_dir, CONFIG, launcher=as_nobody() + u.mpirun_cmd(
-        args, RANKS, [args.ddpm_train]))
+    # Root ignores permissions: the job runs as nobody, from a folder of its own under
+    # /tmp with copies of the binary, the config and the data (the build tree may sit
+    # where nobody cannot enter, /root say).
+    home = tempfile.mkdtemp(prefix="ddpm-readonly-")
     try:
-        u.wait_for_step(run_dir, 9, job.proc)
-        os.chmod(ckpt_dir, 0o555)
-        status, _, err = job.wait(120)
+        os.chmod(home, 0o755)
+        train = os.path.join(home, "ddpm_train")
+        shutil.copy(args.ddpm_train, train)
+        shutil.copy(u.TINY_CONFIG, os.path.join(home, "tiny.yaml"))
+        own_data = os.path.join(home, "data")
+        shutil.copytree(data, own_data)
+        run_dir = os.path.join(home, "run")
+        ckpt_dir = os.path.join(run_dir, "checkpoints")
+        os.makedirs(ckpt_dir)
+        for d in (run_dir, ckpt_dir):
+            os.chown(d, NOBODY, NOBODY)
+        command = [train, "--config", os.path.join(home, "tiny.yaml"), "--run-dir", run_dir, "--no-progress",
+                   "--set", f"data.path={own_data}"] + [a for k, v in CONFIG.items() for a in ("--set", f"{k}={v}")]
+        launch = as_nobody() + u.mpirun_cmd(args, RANKS, [])
+        proc = subprocess.Popen(launch + command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env=u.child_env(), start_new_session=True)
+        try:
+            u.wait_for_step(run_dir, 9, proc)
+            os.chmod(ckpt_dir, 0o555)
+            _, err = proc.communicate(timeout=120)
+            status = proc.returncode
+        finally:
+            for pid in u.session_pids(proc.pid) + [proc.pid]:
+                try:
+                    os.kill(pid, signal.SIGKILL)
+                except OSError:
+                    pass
+        os.chmod(ckpt_dir, 0o755)
+        warnings = [l for l in err.splitlines() if "warning" in l and "checkpoint" in l]
+        errors = u.error_lines(err)
+        u.check(status == u.EXIT_INTERNAL and len(errors) == 1 and "ckpt-" in errors[0],
+                f"readonly_checkpoints: status {status}, stderr:\n{err}")
+        u.check(len(warnings) >= 1, f"readonly_checkpoints: no warning for the failed checkpoints:\n{err}")
+        newest = u.expected_resume_step(run_dir)
+        u.check(newest >= 4, f"readonly_checkpoints: newest valid checkpoint {newest}, files {os.listdir(ckpt_dir)}")
+        # A write that had begun when the directory turned read-only cannot remove its
+        # temporary file there; the next start does.
+        left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
+        print(f"readonly_checkpoints: {len(warnings)} warning(s), then exit 1: '{errors[0]}'; newest step {newest}; "
+              f"left while read-only: {left or 'nothing'}")
+        r = u.run(launch + command, env=u.child_env())
+        u.expect_ok(r, "readonly_checkpoints: resume")
+        u.assert_bitwise_equal(final(run_dir), final(ref), f"readonly_checkpoints: resumed from step {newest}")
+        left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
+        u.check(not left, f"readonly_checkpoints: the resume left {left}")
+        print(f"readonly_checkpoints: resumed from step {newest}, final checkpoint bitwise equal to the "
+              "uninterrupted run")
     finally:
-        job.kill()
-    os.chmod(ckpt_dir, 0o755)
-    warnings = [l for l in err.splitlines() if "warning" in l and "checkpoint" in l]
-    errors = u.error_lines(err)
-    u.check(status == u.EXIT_INTERNAL and len(errors) == 1 and "ckpt-" in errors[0],
-            f"readonly_checkpoints: status {status}, stderr:\n{err}")
-    u.check(len(warnings) >= 1, f"readonly_checkpoints: no warning for the failed checkpoints:\n{err}")
-    newest = u.expected_resume_step(run_dir)
-    u.check(newest >= 4, f"readonly_checkpoints: newest valid checkpoint {newest}, files {os.listdir(ckpt_dir)}")
-    # A write that had begun when the directory turned read-only cannot remove its
-    # temporary file there; the next start does.
-    left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
-    print(f"readonly_checkpoints: {len(warnings)} warning(s), then exit 1: '{errors[0]}'; newest step {newest}; "
-          f"left while read-only: {left or 'nothing'}")
-    resume_and_compare(args, data, run_dir, ref, "readonly_checkpoints", wrapper=as_nobody())
-    left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
-    u.check(not left, f"readonly_checkpoints: the resume left {left}")
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def sigterm_in_write(args, data, ref):
