@@ -147,7 +147,9 @@ PY
 say "copying a clean clone of HEAD ($commit) to /root/ddpm in the root"
 git clone -q --no-hardlinks "$repo" "$root/root/ddpm" || exit 1
 
-mount -t proc proc "$root/proc" && mount -t sysfs sys "$root/sys" &&
+# /sys with what is mounted below it, as a booted Debian machine has it: systemd mounts
+# the cgroup file system there, which slurmd needs to start (tests/slurm).
+mount -t proc proc "$root/proc" && mount --rbind /sys "$root/sys" && mount --make-rslave "$root/sys" &&
   mount --rbind /dev "$root/dev" && mount --make-rslave "$root/dev" ||
   { echo "fresh_check.sh: mounting proc, sys and dev failed" >&2; exit 1; }
 

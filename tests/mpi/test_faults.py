@@ -112,7 +112,10 @@ def readonly_checkpoints(args, data, ref):
         proc = subprocess.Popen(launch + command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env=u.child_env(), start_new_session=True)
         try:
-            u.wait_for_step(run_dir, 9, proc)
+            try:
+                u.wait_for_step(run_dir, 9, proc)
+            except u.Failure as e:
+                raise u.Failure(f"readonly_checkpoints: {e}; stderr:\n{proc.communicate(timeout=60)[1]}") from None
             os.chmod(ckpt_dir, 0o555)
             _, err = proc.communicate(timeout=120)
             status = proc.returncode
