@@ -109,8 +109,9 @@ def readonly_checkpoints(args, data, ref):
         command = [train, "--config", os.path.join(home, "tiny.yaml"), "--run-dir", run_dir, "--no-progress",
                    "--set", f"data.path={own_data}"] + [a for k, v in CONFIG.items() for a in ("--set", f"{k}={v}")]
         launch = as_nobody() + u.mpirun_cmd(args, RANKS, [])
+        # cwd too: mpirun stops when it cannot enter the directory it was started in.
         proc = subprocess.Popen(launch + command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=u.child_env(), start_new_session=True)
+                                env=u.child_env(), start_new_session=True, cwd=home)
         try:
             try:
                 u.wait_for_step(run_dir, 9, proc)
@@ -138,7 +139,7 @@ def readonly_checkpoints(args, data, ref):
         left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
         print(f"readonly_checkpoints: {len(warnings)} warning(s), then exit 1: '{errors[0]}'; newest step {newest}; "
               f"left while read-only: {left or 'nothing'}")
-        r = u.run(launch + command, env=u.child_env())
+        r = u.run(launch + command, env=u.child_env(), cwd=home)
         u.expect_ok(r, "readonly_checkpoints: resume")
         u.assert_bitwise_equal(final(run_dir), final(ref), f"readonly_checkpoints: resumed from step {newest}")
         left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
