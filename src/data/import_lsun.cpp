@@ -73,7 +73,7 @@ int walk_lmdb(const std::string& path, bool is_dir, int fd) {
   MDB_cursor* cursor = nullptr;
   MDB_stat stat;
   int rc = mdb_env_create(&env);
-  if (rc != MDB_SUCCESS) return send_error(fd, "cannot create an LMDB environment", rc) ? 0 : 1;
+  if (rc != MDB_SUCCESS) return !send_error(fd, "cannot create an LMDB environment", rc);
   const unsigned flags = MDB_RDONLY | MDB_NOLOCK | MDB_NOTLS | (is_dir ? 0u : MDB_NOSUBDIR);
   if ((rc = mdb_env_open(env, path.c_str(), flags, 0644)) != MDB_SUCCESS) return !send_error(fd, "not a readable LMDB", rc);
   if ((rc = mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn)) != MDB_SUCCESS) {
@@ -172,11 +172,11 @@ class LsunSource : public ImageSource {
   int fd_ = -1;
   int64_t entries_ = 0, read_ = 0;
 
-  // The pipe ended or stalled: say why the child stopped.
-  [[noreturn]] void fail_reader(const char* when) {
+  // The pipe ended, or (stalled) made no progress for kStallSeconds: say why.
+  [[noreturn]] void fail_reader(bool stalled) {
     int status = 0;
     std::string why = "its reader process stopped";
-    if (std::strcmp(when, "stalled") == 0) {
+    if (stalled) {
       kill(child_, SIGKILL);
       why = cat("its reader process made no progress for ", kStallSeconds, " s");
     }
@@ -194,10 +194,10 @@ class LsunSource : public ImageSource {
       pollfd pfd{fd_, POLLIN, 0};
       const int ready = poll(&pfd, 1, kStallSeconds * 1000);
       if (ready < 0 && errno == EINTR) continue;
-      if (ready == 0) fail_reader("stalled");
+      if (ready == 0) fail_reader(/*stalled=*/true);
       const ssize_t r = ::read(fd_, p, n);
       if (r < 0 && errno == EINTR) continue;
-      if (r <= 0) fail_reader("ended");
+      if (r <= 0) fail_reader(/*stalled=*/false);
       p += r;
       n -= static_cast<size_t>(r);
     }
