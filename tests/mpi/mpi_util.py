@@ -91,8 +91,8 @@ def run(cmd, timeout=300, env=None, **kw):
                           env=env, **kw)
 
 
-def train_args(args, data, run_dir, overrides):
-    cmd = [args.ddpm_train, "--config", TINY_CONFIG, "--run-dir", run_dir, "--no-progress",
+def train_args(args, data, run_dir, overrides, config=TINY_CONFIG):
+    cmd = [args.ddpm_train, "--config", config, "--run-dir", run_dir, "--no-progress",
            "--set", f"data.path={data}"]
     for key, value in overrides.items():
         cmd += ["--set", f"{key}={value}"]
@@ -143,16 +143,17 @@ class Job:
     """ddpm_train under mpirun in the background, in a session of its own so that
     whatever is left of it can be killed at the end."""
 
-    def __init__(self, args, ranks, data, run_dir, overrides, env=None, wrapper=None, launcher=None):
+    def __init__(self, args, ranks, data, run_dir, overrides, env=None, wrapper=None, launcher=None,
+                 config=TINY_CONFIG, cwd=None):
         """launcher: a command that starts the job instead of mpirun (launch/train.sh),
         given the ddpm_train arguments after it."""
-        command = train_args(args, data, run_dir, overrides)
+        command = train_args(args, data, run_dir, overrides, config)
         self.ranks = ranks
         self.binary = os.path.realpath(args.ddpm_train)
         full = launcher + command[1:] if launcher else mpirun_cmd(args, ranks, (wrapper or []) + command, env)
         self.proc = subprocess.Popen(full,
                                      stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                     env=child_env(env), start_new_session=True)
+                                     env=child_env(env), start_new_session=True, cwd=cwd)
         self.started = time.time()
 
     def rank_pids(self, timeout=30):

@@ -21,7 +21,6 @@ bitwise equal to an uninterrupted run (docs/operations.md, "Faults tested"):
 import os
 import shutil
 import signal
-import subprocess
 import tempfile
 import time
 
@@ -106,26 +105,22 @@ def readonly_checkpoints(args, data, ref):
         os.makedirs(ckpt_dir)
         for d in (run_dir, ckpt_dir):
             os.chown(d, NOBODY, NOBODY)
-        command = [train, "--config", os.path.join(home, "tiny.yaml"), "--run-dir", run_dir, "--no-progress",
-                   "--set", f"data.path={own_data}"] + [a for k, v in CONFIG.items() for a in ("--set", f"{k}={v}")]
-        launch = as_nobody() + u.mpirun_cmd(args, RANKS, [])
-        # cwd too: mpirun stops when it cannot enter the directory it was started in.
-        proc = subprocess.Popen(launch + command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env=u.child_env(), start_new_session=True, cwd=home)
+        def start():
+            # Its cwd too: mpirun stops when it cannot enter the directory it started in.
+            launcher = as_nobody() + u.mpirun_cmd(args, RANKS, [train])
+            return u.Job(args, RANKS, own_data, run_dir, CONFIG, launcher=launcher,
+                         config=os.path.join(home, "tiny.yaml"), cwd=home)
+
+        job = start()
         try:
             try:
-                u.wait_for_step(run_dir, 9, proc)
+                u.wait_for_step(run_dir, 9, job.proc)
             except u.Failure as e:
-                raise u.Failure(f"readonly_checkpoints: {e}; stderr:\n{proc.communicate(timeout=60)[1]}") from None
+                raise u.Failure(f"readonly_checkpoints: {e}; stderr:\n{job.wait(60)[2]}") from None
             os.chmod(ckpt_dir, 0o555)
-            _, err = proc.communicate(timeout=120)
-            status = proc.returncode
+            status, _, err = job.wait(120)
         finally:
-            for pid in u.session_pids(proc.pid) + [proc.pid]:
-                try:
-                    os.kill(pid, signal.SIGKILL)
-                except OSError:
-                    pass
+            job.kill()
         os.chmod(ckpt_dir, 0o755)
         warnings = [l for l in err.splitlines() if "warning" in l and "checkpoint" in l]
         errors = u.error_lines(err)
@@ -139,8 +134,12 @@ def readonly_checkpoints(args, data, ref):
         left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
         print(f"readonly_checkpoints: {len(warnings)} warning(s), then exit 1: '{errors[0]}'; newest step {newest}; "
               f"left while read-only: {left or 'nothing'}")
-        r = u.run(launch + command, env=u.child_env(), cwd=home)
-        u.expect_ok(r, "readonly_checkpoints: resume")
+        job = start()
+        try:
+            status, _, err = job.wait(120)
+        finally:
+            job.kill()
+        u.check(status == 0, f"readonly_checkpoints: resume: exit status {status}\n{err}")
         u.assert_bitwise_equal(final(run_dir), final(ref), f"readonly_checkpoints: resumed from step {newest}")
         left = [n for n in os.listdir(ckpt_dir) if n.endswith(".tmp")]
         u.check(not left, f"readonly_checkpoints: the resume left {left}")
