@@ -40,7 +40,6 @@ std::vector<std::string> split_path(const std::string& name) {
   return parts;
 }
 
-
 // Links and attributes in the object header, never in dense storage (h5.h says why).
 // 65535 is the most HDF5 allows for both; the minimum dense count must be below it.
 void keep_metadata_compact(hid_t group_create_plist) {
