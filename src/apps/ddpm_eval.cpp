@@ -100,10 +100,12 @@ int cmd_eps(int argc, char** argv) {
 
   const int64_t in_img = static_cast<int64_t>(C) * R * R, out_img = static_cast<int64_t>(model.out_ch) * R * R;
   std::vector<float> eps(static_cast<size_t>(N) * out_img);
+  // Sized for the largest pass, once; the last (smaller) one uses their front.
+  const int64_t most = std::max<int64_t>(1, std::min(batch, N));  // N may be 0
+  const Buffer x_nhwc(*ops, most * in_img), e_nhwc(*ops, most * out_img);
   for (int64_t start = 0; start < N; start += batch) {
     const int n = static_cast<int>(std::min(batch, N - start));
     net.prepare(*ops, n, /*forward_only=*/true);
-    const Buffer x_nhwc(*ops, n * in_img), e_nhwc(*ops, n * out_img);
     std::vector<float> t(n);
     for (int i = 0; i < n; ++i) t[i] = static_cast<float>(t_int[start + i]);
     ops->nchw_to_nhwc(x_nhwc.get(), x.data() + start * in_img, n, C, R, R);
