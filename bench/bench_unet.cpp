@@ -1,6 +1,8 @@
 // Times the U-Net on synthetic data: training steps (forward + L_simple + backward +
 // Adam/EMA update, as ddpm_train runs them) and forward-only passes (as sampling runs
 // them). bench/vs_pytorch.sh runs it next to the same model in PyTorch.
+#include <sys/resource.h>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -27,6 +29,8 @@ int run(int argc, char** argv) {
   cli.option("warmup", "W", "untimed iterations first", "2");
   cli.option("threads", "T", "CPU threads (0: OpenMP default)", "0");
   cli.option("mode", "both|train|forward", "what to time", "both");
+  cli.flag("recompute", "recompute the residual blocks' inner activations in backward (train.recompute)");
+  cli.option("precision", "fp32|bf16", "how convolutions and matrix products compute (device.precision)", "fp32");
   cli.parse(argc, argv);
   const Config cfg = load_config(cli.require("config"));
   const int N = static_cast<int>(cli.get_int("batch"));
@@ -34,7 +38,7 @@ int run(int argc, char** argv) {
   const std::string mode = cli.get("mode");
   if (N < 1 || steps < 1 || warmup < 0) input_error("--batch and --steps must be >= 1");
 
-  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
+  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")), parse_precision(cli.get("precision")));
   UNet net(cfg.model);
   const int64_t P = net.layout().size();
   float* params = ops->alloc(P);
@@ -56,12 +60,13 @@ int run(int argc, char** argv) {
   for (int i = 0; i < N; ++i) t[i] = static_cast<float>((i * 997) % cfg.diffusion.num_timesteps);
   float* eps = ops->alloc(out_n);
   std::vector<float> d_eps(out_n);
-  net.prepare(*ops, N);
+  net.prepare(*ops, N, cli.has("recompute") ? PlanMode::kTrainingRecompute : PlanMode::kTraining);
 
   Pass ps;
   ps.ops = ops.get(), ps.params = params, ps.grads = grads, ps.N = N;
-  std::printf("bench_unet: %s, batch %d, %lld parameters, %.2f GMACs/image\n", cli.get("config").c_str(), N,
-              static_cast<long long>(net.layout().num_parameters()), net.macs_per_image() * 1e-9);
+  std::printf("bench_unet: %s, batch %d, %lld parameters, %.2f GMACs/image, %s (oneDNN ISA %s)\n",
+              cli.get("config").c_str(), N, static_cast<long long>(net.layout().num_parameters()),
+              net.macs_per_image() * 1e-9, precision_name(ops->precision()), cpu_isa_name());
   double train_s = 0, forward_s = 0;
   if (mode == "both" || mode == "train") {
     std::vector<double> times;
@@ -96,8 +101,11 @@ int run(int argc, char** argv) {
     forward_s = median(times);
     std::printf("forward:    %.4f s  (%.2f img/s)\n", forward_s, N / forward_s);
   }
-  std::printf("RESULT train_img_s=%.4f forward_img_s=%.4f\n", train_s > 0 ? N / train_s : 0.0,
-              forward_s > 0 ? N / forward_s : 0.0);
+  rusage usage{};
+  getrusage(RUSAGE_SELF, &usage);  // ru_maxrss: KiB on Linux
+  std::printf("RESULT train_img_s=%.4f forward_img_s=%.4f precision=%s peak_rss_mb=%.0f\n",
+              train_s > 0 ? N / train_s : 0.0, forward_s > 0 ? N / forward_s : 0.0, precision_name(ops->precision()),
+              usage.ru_maxrss / 1024.0);
   for (float* p : {params, grads, m, v, ema, eps}) ops->release(p);
   return 0;
 }

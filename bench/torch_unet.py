@@ -2,14 +2,17 @@
 model (tests/reference/unet_ref.py), the same batch and the same step (forward,
 L_simple, backward, global-norm clipping, Adam, and the EMA update the paper keeps).
 CPU (the default): run with Debian's /usr/bin/python3 (python3-torch).
-GPU: --device cuda [--precision fp32|tf32|bf16] [--compile]; bf16 runs under autocast
-(bf16 matrix inputs, fp32 master weights and optimizer), tf32 allows TF32 in cuDNN
-and cuBLAS, fp32 forbids it. Activations are channels_last (cuDNN's fastest layout),
+--precision bf16 runs under autocast on either device (bf16 matrix inputs, fp32 master
+weights and optimizer); on the CPU, where PyTorch 1.13's autocast fails on this model,
+the failure is reported as `RESULT ... bf16_failed=1` with its message. GPU: --device
+cuda [--precision fp32|tf32|bf16] [--compile]; tf32 allows TF32 in cuDNN and cuBLAS,
+fp32 forbids it. The RESULT line ends with the process's peak resident memory. Activations are channels_last (cuDNN's fastest layout),
 Adam is the fused CUDA one: PyTorch at its best on the card."""
 import argparse
 import contextlib
 import math
 import os
+import resource
 import statistics
 import sys
 import time
@@ -86,9 +89,23 @@ def main():
               f"precision {args.precision}, {'torch.compile' if args.compile else 'eager'}")
 
     def autocast():
-        if dev == "cuda" and args.precision == "bf16":
-            return torch.autocast("cuda", dtype=torch.bfloat16)
+        if args.precision == "bf16":
+            return torch.autocast(dev, dtype=torch.bfloat16)
         return contextlib.nullcontext()
+
+    def peak_rss_mb():
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # KiB on Linux
+
+    if dev == "cpu" and args.precision == "bf16":
+        try:  # one untimed step: does autocast run this model at all?
+            with autocast():
+                out = run(x, t)
+            ((out.float() - noise) ** 2).mean().backward()
+            opt.zero_grad(set_to_none=False)
+        except RuntimeError as e:
+            print(f"bf16 autocast failed: {str(e).splitlines()[0]}")
+            print(f"RESULT train_img_s=0 forward_img_s=0 bf16_failed=1 peak_rss_mb={peak_rss_mb():.0f}")
+            return
 
     train_s = fwd_s = 0.0
     first_s = []
@@ -134,7 +151,7 @@ def main():
         print(f"forward:    {fwd_s:.4f} s  ({n / fwd_s:.2f} img/s)")
     extra = f" first_step_s={first_s[0]:.3f}" if dev == "cuda" and first_s else ""
     print(f"RESULT train_img_s={n / train_s if train_s else 0:.4f} forward_img_s={n / fwd_s if fwd_s else 0:.4f}"
-          f"{extra}")
+          f"{extra} peak_rss_mb={peak_rss_mb():.0f}")
 
 
 if __name__ == "__main__":

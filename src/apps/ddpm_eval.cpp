@@ -66,15 +66,24 @@ int cmd_eps(int argc, char** argv) {
   cli.option("weights", "auto|params|ema", "which weights to use; auto takes ema when present", "auto");
   cli.option("batch", "B", "images per forward pass", "16");
   cli.option("threads", "T", "CPU threads (0: all cores)", "0");
+  cli.option("precision", "auto|fp32|bf16",
+             "how convolutions and matrix products compute; auto: the checkpoint's device.precision (tf32: fp32)",
+             "auto");
   cli.parse(argc, argv, 2);
   const std::string in_path = cli.require("in"), out_path = cli.require("out");
+  const std::string precision = cli.get("precision");
+  if (precision != "auto" && precision != "fp32" && precision != "bf16") {
+    input_error("--precision must be auto, fp32 or bf16, got '", precision, "'");
+  }
   const int64_t batch = cli.get_int("batch");
   if (batch < 1 || batch > 4096) input_error("--batch must be in [1, 4096]");
 
   const ModelSource src = load_model_source(cli.get("checkpoint"), cli.get("run-dir"), cli.get("weights"));
   const ModelConfig& model = src.config.model;
   // The backend must outlive the model: ~UNet releases its activation arena through it.
-  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
+  const Precision asked = parse_precision(precision == "auto" ? src.config.device.precision : precision);
+  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")),
+                          asked == Precision::kTf32 ? Precision::kFp32 : asked);
   UNet net(model);
   ParamBuffer weights(*ops, net.layout().size());
   weights.load(src.weights.get());
@@ -95,8 +104,8 @@ int cmd_eps(int argc, char** argv) {
   for (int64_t i = 0; i < N; ++i) {
     if (t_int[i] < 0 || t_int[i] > 1000000) in.fail(cat("t[", i, "] = ", t_int[i], " is out of range"));
   }
-  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images\n", src.path.c_str(), src.group.c_str(),
-               static_cast<long long>(N));
+  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images, %s\n", src.path.c_str(), src.group.c_str(),
+               static_cast<long long>(N), precision_name(ops->precision()));
 
   const int64_t in_img = static_cast<int64_t>(C) * R * R, out_img = static_cast<int64_t>(model.out_ch) * R * R;
   std::vector<float> eps(static_cast<size_t>(N) * out_img);
@@ -105,7 +114,7 @@ int cmd_eps(int argc, char** argv) {
   const Buffer x_nhwc(*ops, most * in_img), e_nhwc(*ops, most * out_img);
   for (int64_t start = 0; start < N; start += batch) {
     const int n = static_cast<int>(std::min(batch, N - start));
-    net.prepare(*ops, n, /*forward_only=*/true);
+    net.prepare(*ops, n, PlanMode::kForwardOnly);
     std::vector<float> t(n);
     for (int i = 0; i < n; ++i) t[i] = static_cast<float>(t_int[start + i]);
     ops->nchw_to_nhwc(x_nhwc.get(), x.data() + start * in_img, n, C, R, R);

@@ -13,8 +13,19 @@
 namespace ddpm {
 
 // The arena's shared slots, in one place: the temporaries of one node's backward
-// (blocks.cpp), then the gradient slots that Graph plans (graph.cpp).
-enum ArenaSlot : int { kBlockScratch0, kBlockScratch1, kBlockScratch2, kBlockScratch3, kFirstGradientSlot };
+// (blocks.cpp), a residual block's inner activations when they are not kept
+// (PlanMode: forward only, or recomputed in backward), then the gradient slots that
+// Graph plans (graph.cpp).
+enum ArenaSlot : int {
+  kBlockScratch0,
+  kBlockScratch1,
+  kBlockScratch2,
+  kBlockScratch3,
+  kBlockInner0,
+  kBlockInner1,
+  kBlockInner2,
+  kFirstGradientSlot
+};
 
 class Arena {
  public:

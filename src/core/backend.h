@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/ops.h"
+#include "core/precision.h"
 
 namespace ddpm {
 
@@ -17,8 +18,8 @@ std::unique_ptr<Ops> make_backend(const DeviceConfig& device, int local_rank, in
 bool cuda_backend_built();
 
 #ifdef DDPM_WITH_CUDA
-// src/core/cuda: the GPU of index `device` with the given precision (fp32|tf32|bf16).
-std::unique_ptr<Ops> make_cuda_ops(int device, const std::string& precision);
+// src/core/cuda: the GPU of index `device` with the given precision.
+std::unique_ptr<Ops> make_cuda_ops(int device, Precision precision);
 #endif
 
 }  // namespace ddpm

@@ -11,10 +11,10 @@ TimeEmbedding::TimeEmbedding(ParamLayout& layout, int ch, int temb_ch) : ch_(ch)
   dense1_.add(layout, "temb.dense.1", temb_ch, temb_ch, LinearShape::kLinear, InitKind::kWeight);
 }
 
-void TimeEmbedding::plan(Arena& arena, int N, bool with_backward) {
+void TimeEmbedding::plan(Arena& arena, int N, PlanMode mode) {
   const int64_t n = static_cast<int64_t>(N) * temb_ch_;
   for (float** p : {&emb_, &t0_, &a0_, &temb_}) *p = arena.take(n);
-  if (with_backward) {
+  if (with_backward(mode)) {
     dtemb_ = arena.take(n);
     da0_ = arena.take(n);
   }
@@ -62,7 +62,7 @@ NormSwish::NormSwish(ParamLayout& layout, const std::string& name, int ch, int H
   norm_.add(layout, name, ch, Activation::kSwish);
 }
 
-void NormSwish::plan(Arena& arena, int N, bool) {
+void NormSwish::plan(Arena& arena, int N, PlanMode) {
   mean_ = arena.take(N * kGroups);
   rstd_ = arena.take(N * kGroups);
 }
@@ -95,28 +95,30 @@ void ResBlock::build(Ops& ops, int N) {
   conv2_.build(ops, N, H_, W_);
 }
 
-void ResBlock::plan(Arena& arena, int N, bool with_backward) {
+void ResBlock::plan(Arena& arena, int N, PlanMode mode) {
   const int64_t hw = static_cast<int64_t>(H_) * W_;
+  recompute_ = mode == PlanMode::kTrainingRecompute;
+  // Kept per block only when backward reads them as forward left them.
+  const bool kept = mode == PlanMode::kTraining;
+  auto inner = [&](ArenaSlot slot, int64_t n) { return kept ? arena.take(n) : arena.shared(slot, n); };
   mean1_ = arena.take(N * kGroups);
   rstd1_ = arena.take(N * kGroups);
-  h1_ = arena.take(N * hw * in_ch_);
-  h2_ = arena.take(N * hw * out_ch_);
+  h1_ = inner(kBlockInner0, N * hw * in_ch_);
+  h2_ = inner(kBlockInner1, N * hw * out_ch_);
   mean2_ = arena.take(N * kGroups);
   rstd2_ = arena.take(N * kGroups);
-  h3_ = arena.take(N * hw * out_ch_);
+  h3_ = inner(kBlockInner2, N * hw * out_ch_);
   tp_ = arena.take(static_cast<int64_t>(N) * out_ch_);
-  if (!with_backward) return;
+  if (!with_backward(mode)) return;
   dh3_ = arena.shared(kBlockScratch0, N * hw * out_ch_);
   dh2_ = arena.shared(kBlockScratch1, N * hw * out_ch_);
   dh1_ = arena.shared(kBlockScratch2, N * hw * in_ch_);
   dtp_ = arena.shared(kBlockScratch3, static_cast<int64_t>(N) * out_ch_);
 }
 
-void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* temb_act) {
+void ResBlock::inner_forward(const Pass& ps, const float* x, const float* temb_act) {
   Ops& ops = *ps.ops;
   const int N = ps.N, HW = H_ * W_;
-  x_ = x;
-  temb_act_ = temb_act;
   norm1_.forward(ps, h1_, mean1_, rstd1_, x, HW);
   conv1_.forward(ps, h2_, GradWrite::kAssign, h1_);
   temb_proj_.forward(ps, tp_, GradWrite::kAssign, temb_act, N);
@@ -127,6 +129,14 @@ void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* 
     key.layer = layer_id_;
     ops.dropout_apply(h3_, dropout_, key, N, static_cast<int64_t>(HW) * out_ch_);
   }
+}
+
+void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* temb_act) {
+  Ops& ops = *ps.ops;
+  const int N = ps.N, HW = H_ * W_;
+  x_ = x;
+  temb_act_ = temb_act;
+  inner_forward(ps, x, temb_act);
   // The skip path goes into `out` first; conv2 then adds its result in place.
   if (has_nin_) {
     nin_.forward(ps, out, GradWrite::kAssign, x, static_cast<int64_t>(N) * HW);
@@ -141,6 +151,7 @@ void ResBlock::backward(const Pass& ps, InputGrad dx, InputGrad dtemb_act, const
   Ops& ops = *ps.ops;
   const int N = ps.N, HW = H_ * W_;
   const int64_t M = static_cast<int64_t>(N) * HW;
+  if (recompute_) inner_forward(ps, x_, temb_act_);
   conv2_.backward(ps, dh3_, GradWrite::kAssign, dout, h3_);
   if (ps.training && dropout_ > 0) {
     DropoutKey key = ps.dropout;
@@ -178,7 +189,7 @@ AttnBlock::AttnBlock(ParamLayout& layout, const std::string& prefix, int ch, int
   proj_out_.add(layout, prefix + ".proj_out", ch, ch, LinearShape::kConv1x1, InitKind::kZeroWeight);
 }
 
-void AttnBlock::plan(Arena& arena, int N, bool with_backward) {
+void AttnBlock::plan(Arena& arena, int N, PlanMode mode) {
   const int64_t act = static_cast<int64_t>(N) * L_ * ch_;
   mean_ = arena.take(N * kGroups);
   rstd_ = arena.take(N * kGroups);
@@ -188,7 +199,7 @@ void AttnBlock::plan(Arena& arena, int N, bool with_backward) {
   v_act_ = arena.take(act);
   p_ = arena.take(static_cast<int64_t>(N) * L_ * L_);
   a_ = arena.take(act);
-  if (!with_backward) return;
+  if (!with_backward(mode)) return;
   da_ = arena.shared(kBlockScratch0, act);
   dq_ = arena.shared(kBlockScratch1, act);
   dk_ = arena.shared(kBlockScratch2, act);
@@ -262,11 +273,11 @@ void Downsample::backward(const Pass& ps, Span<InputGrad> din, const float* dout
   }
 }
 
-void Upsample::plan(Arena& arena, int N, bool with_backward) {
+void Upsample::plan(Arena& arena, int N, PlanMode mode) {
   if (!with_conv_) return;
   const int64_t n = static_cast<int64_t>(N) * 4 * H_ * W_ * ch_;
   up_ = arena.take(n);
-  if (with_backward) dup_ = arena.shared(kBlockScratch0, n);
+  if (with_backward(mode)) dup_ = arena.shared(kBlockScratch0, n);
 }
 
 void Upsample::forward(const Pass& ps, float* out, Span<const float*> in) {

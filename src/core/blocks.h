@@ -16,7 +16,7 @@ namespace ddpm {
 class TimeEmbedding : public Node {
  public:
   TimeEmbedding(ParamLayout& layout, int ch, int temb_ch);
-  void plan(Arena& arena, int N, bool with_backward) override;
+  void plan(Arena& arena, int N, PlanMode mode) override;
   void forward(const Pass& ps, float* out, Span<const float*> in) override;
   void backward(const Pass& ps, Span<InputGrad> din, const float* dout) override;
   int64_t macs() const override { return dense0_.macs(1) + dense1_.macs(1); }
@@ -51,7 +51,7 @@ class ConvNode : public Node {
 class NormSwish : public Node {
  public:
   NormSwish(ParamLayout& layout, const std::string& name, int ch, int H, int W);
-  void plan(Arena& arena, int N, bool with_backward) override;
+  void plan(Arena& arena, int N, PlanMode mode) override;
   void forward(const Pass& ps, float* out, Span<const float*> in) override;
   void backward(const Pass& ps, Span<InputGrad> din, const float* dout) override;
   int64_t first_param() const override { return norm_.w; }
@@ -65,12 +65,15 @@ class NormSwish : public Node {
 
 // h = conv1(swish(norm1(x))) + temb_proj(temb_act); h = conv2(dropout(swish(norm2(h))));
 // out = nin_shortcut(x) or x, + h. Inputs: x [N, H, W, in_ch], temb_act [N, temb_ch].
+// The inner activations h1..h3 are kept for backward (PlanMode::kTraining) or live in
+// slots shared by all blocks: forward only, or recomputed by backward from x and
+// temb_act (kTrainingRecompute; the same computation, so the same bits).
 class ResBlock : public Node {
  public:
   ResBlock(ParamLayout& layout, const std::string& prefix, int in_ch, int out_ch, int temb_ch, int H, int W,
            float dropout, uint32_t layer_id);
   void build(Ops& ops, int N) override;
-  void plan(Arena& arena, int N, bool with_backward) override;
+  void plan(Arena& arena, int N, PlanMode mode) override;
   void forward(const Pass& ps, float* out, const float* x, const float* temb_act);
   void backward(const Pass& ps, InputGrad dx, InputGrad dtemb_act, const float* dout);
   void forward(const Pass& ps, float* out, Span<const float*> in) override { forward(ps, out, in[0], in[1]); }
@@ -83,6 +86,10 @@ class ResBlock : public Node {
   int out_ch() const { return out_ch_; }
 
  private:
+  // h3 = dropout(swish(norm2(conv1(swish(norm1(x))) + temb_proj(temb_act)))), keeping
+  // h1, h2, tp and the norms' statistics: all of forward but conv2 and the skip path.
+  void inner_forward(const Pass& ps, const float* x, const float* temb_act);
+
   int in_ch_, out_ch_, temb_ch_, H_, W_;
   float dropout_;
   uint32_t layer_id_;
@@ -90,6 +97,7 @@ class ResBlock : public Node {
   ConvLayer conv1_, conv2_;
   LinearLayer temb_proj_, nin_;
   bool has_nin_;
+  bool recompute_ = false;  // backward first recomputes inner_forward
   // Saved by forward.
   const float* x_ = nullptr;
   const float* temb_act_ = nullptr;
@@ -103,7 +111,7 @@ class ResBlock : public Node {
 class AttnBlock : public Node {
  public:
   AttnBlock(ParamLayout& layout, const std::string& prefix, int ch, int H, int W);
-  void plan(Arena& arena, int N, bool with_backward) override;
+  void plan(Arena& arena, int N, PlanMode mode) override;
   void forward(const Pass& ps, float* out, const float* x);
   void backward(const Pass& ps, InputGrad dx, const float* dout);
   void forward(const Pass& ps, float* out, Span<const float*> in) override { forward(ps, out, in[0]); }
@@ -159,7 +167,7 @@ class Upsample : public ResampleNode {
  public:
   Upsample(ParamLayout& layout, const std::string& prefix, int ch, int H, int W, Resample kind)
       : ResampleNode(layout, prefix, ch, H, W, kind, 2, /*strided=*/false) {}
-  void plan(Arena& arena, int N, bool with_backward) override;
+  void plan(Arena& arena, int N, PlanMode mode) override;
   void forward(const Pass& ps, float* out, Span<const float*> in) override;
   void backward(const Pass& ps, Span<InputGrad> din, const float* dout) override;
 

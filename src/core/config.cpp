@@ -212,6 +212,9 @@ const std::vector<Field>& fields() {
             "size of the gradient all-reduce buckets in MiB"),
       field("train", "step_timeout_s", &Config::train, &TrainConfig::step_timeout_s, "float",
             "watchdog: a step (or collective) slower than this aborts the whole job"),
+      field("train", "recompute", &Config::train, &TrainConfig::recompute, "bool",
+            "recompute each residual block's inner activations during backward instead of keeping them "
+            "(less memory, about one more forward pass through the blocks' first halves)"),
       field("train", "max_nonfinite_skips", &Config::train, &TrainConfig::max_nonfinite_skips, "int",
             "steps in a row with a NaN/Inf loss or gradient that are skipped before the job aborts"),
 
@@ -219,7 +222,8 @@ const std::vector<Field>& fields() {
       field("device", "threads", &Config::device, &DeviceConfig::threads, "int",
             "CPU threads per rank (0: the cores of the node divided by the ranks on it)"),
       field("device", "precision", &Config::device, &DeviceConfig::precision, "string",
-            "fp32 | tf32 | bf16 (GPU only; the CPU always computes in fp32)"),
+            "fp32 | tf32 | bf16: how convolutions and matrix products compute (tf32: GPU only; bf16: "
+            "fp32 accumulation, everything else fp32)"),
   };
   return table;
 }
@@ -402,6 +406,8 @@ void DeviceConfig::validate(const std::string& source) const {
   require(threads >= 0 && threads <= 1024, source, "device.threads", "must be in [0, 1024]");
   require(one_of(precision, {"fp32", "tf32", "bf16"}), source, "device.precision",
           cat("must be fp32, tf32 or bf16, got '", precision, "'"));
+  require(!(kind == "cpu" && precision == "tf32"), source, "device.precision",
+          "tf32 is a GPU mode; on the CPU use fp32 or bf16");
 }
 
 void Config::validate(const std::string& source) const {

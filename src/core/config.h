@@ -73,13 +73,14 @@ struct TrainConfig {
   double bucket_mb = 25.0;       // gradient all-reduce bucket size
   double step_timeout_s = 600;   // watchdog: a step longer than this aborts the job
   int max_nonfinite_skips = 10;  // NaN/Inf steps in a row before the job aborts
+  bool recompute = false;        // residual blocks' inner activations recomputed in backward
   void validate(const std::string& source) const;
 };
 
 struct DeviceConfig {
   std::string kind = "cpu";        // cpu|cuda
   int threads = 0;                 // CPU threads per rank (0: all cores / ranks on the node)
-  std::string precision = "fp32";  // fp32|tf32|bf16 (GPU only)
+  std::string precision = "fp32";  // fp32|tf32|bf16 (tf32: GPU only)
   void validate(const std::string& source) const;
 };
 

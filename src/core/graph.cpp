@@ -51,16 +51,16 @@ int64_t Graph::macs_per_image() const {
   return m;
 }
 
-void Graph::prepare(Ops& ops, int N, bool forward_only) {
+void Graph::prepare(Ops& ops, int N, PlanMode mode) {
   DDPM_CHECK(output_ >= 0, "Graph::set_output() was not called");
-  if (ops_ == &ops && N_ == N && forward_only_ == forward_only) return;
+  if (ops_ == &ops && N_ == N && mode_ == mode) return;
   DDPM_CHECK(N > 0, "batch must be positive");
   release();
   ops_ = &ops;
   N_ = N;
-  forward_only_ = forward_only;
+  mode_ = mode;
   for (Entry& e : nodes_) e.node->build(ops, N);
-  if (!forward_only) plan_gradient_slots(N);
+  if (with_backward(mode)) plan_gradient_slots(N);
   arena_.begin_pass();
   plan(N);
   arena_.allocate(ops);
@@ -127,8 +127,8 @@ void Graph::plan(int N) {
     const bool external = t.producer < 0 || static_cast<TensorId>(i) == output_;
     t.data = external ? nullptr : arena_.take(N * t.shape.per_image());
   }
-  for (Entry& e : nodes_) e.node->plan(arena_, N, !forward_only_);
-  if (forward_only_) return;
+  for (Entry& e : nodes_) e.node->plan(arena_, N, mode_);
+  if (!with_backward(mode_)) return;
   std::vector<float*> slot(grad_slot_floats_.size());
   for (size_t s = 0; s < slot.size(); ++s) slot[s] = arena_.shared(kFirstGradientSlot + static_cast<int>(s), grad_slot_floats_[s]);
   for (Tensor& t : tensors_) t.grad = t.grad_slot >= 0 ? slot[t.grad_slot] : nullptr;
@@ -149,7 +149,7 @@ void Graph::forward(const Pass& ps, const float* const* inputs, float* output) {
 
 void Graph::backward(const Pass& ps, const float* d_output, const GradReadyFn& ready) {
   DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
-  DDPM_CHECK(!forward_only_, "the graph was prepared for forward only");
+  DDPM_CHECK(with_backward(mode_), "the graph was prepared for forward only");
   tensors_[output_].grad = const_cast<float*>(d_output);
   for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
     Entry& e = nodes_[n];

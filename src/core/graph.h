@@ -59,15 +59,23 @@ struct Span {
   const T& operator[](size_t i) const { return data[i]; }
 };
 
+// What a plan keeps: forward only (sampling, evaluation: a node's inner activations
+// die with its forward), everything backward needs (training), or training with each
+// residual block's inner activations recomputed in its backward instead of kept
+// (train.recompute: less memory for one more pass through the blocks' first halves).
+enum class PlanMode { kForwardOnly, kTraining, kTrainingRecompute };
+inline bool with_backward(PlanMode m) { return m != PlanMode::kForwardOnly; }
+
 // One node of a network. Shapes are fixed at construction; N is the per-rank batch.
 class Node {
  public:
   virtual ~Node() = default;
   // Builds the backend primitives for batch N (once per batch size and backend).
   virtual void build(Ops& ops, int N) {}
-  // Takes the node's saved activations (arena.take) and, when with_backward, its
-  // backward temporaries (arena.shared, kScratch* slots). Runs twice: measure, hand out.
-  virtual void plan(Arena& arena, int N, bool with_backward) {}
+  // Takes the node's saved activations (arena.take; arena.shared where the mode lets
+  // them die early) and, with_backward(mode), its backward temporaries (arena.shared,
+  // kBlockScratch* slots). Runs twice: measure, hand out.
+  virtual void plan(Arena& arena, int N, PlanMode mode) {}
   // out [N, shape] from in[i] [N, input shape i].
   virtual void forward(const Pass& ps, float* out, Span<const float*> in) = 0;
   // din[i] (assigned or added as din[i].write says; skipped when null) and the
@@ -99,10 +107,10 @@ class Graph {
 
   int64_t macs_per_image() const;
   // Builds and plans for backend `ops` and batch N (with backward temporaries and
-  // gradients unless forward_only). Cheap when nothing changed.
-  void prepare(Ops& ops, int N, bool forward_only = false);
+  // gradients unless kForwardOnly). Cheap when nothing changed.
+  void prepare(Ops& ops, int N, PlanMode mode = PlanMode::kTraining);
   int batch() const { return N_; }
-  bool planned_backward() const { return N_ > 0 && !forward_only_; }
+  bool planned_backward() const { return N_ > 0 && with_backward(mode_); }
   // Floats of backend memory the plan holds (activations, temporaries, gradients).
   int64_t arena_floats() const { return arena_.floats(); }
   void release();  // gives the plan's memory back; prepare() plans again
@@ -140,7 +148,7 @@ class Graph {
 
   Ops* ops_ = nullptr;
   int N_ = 0;
-  bool forward_only_ = false;
+  PlanMode mode_ = PlanMode::kTraining;
   std::vector<int64_t> grad_slot_floats_;  // per gradient slot, per image x N
   Arena arena_;
 };

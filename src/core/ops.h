@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 
+#include "core/precision.h"
 #include "core/rng.h"
 
 namespace ddpm {
@@ -97,6 +98,9 @@ class Ops {
  public:
   virtual ~Ops() = default;
   virtual const char* name() const = 0;
+  // How convolutions and matrix products compute (core/precision.h); what the backend
+  // runs, which may differ from what was asked for (bf16 on a CPU without it).
+  virtual Precision precision() const = 0;
 
   // --- memory ---------------------------------------------------------------------
   virtual float* alloc(int64_t n) = 0;  // zero-filled
@@ -219,7 +223,9 @@ class Ops {
   virtual void drop_graphs() {}
 };
 
-// The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default.
-std::unique_ptr<Ops> make_cpu_ops(int threads = 0);
+// The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default. bf16 on a
+// CPU without bf16 instructions says so on stderr and runs fp32; tf32 is an InputError
+// (a GPU mode).
+std::unique_ptr<Ops> make_cpu_ops(int threads = 0, Precision precision = Precision::kFp32);
 
 }  // namespace ddpm

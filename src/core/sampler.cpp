@@ -47,7 +47,7 @@ void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, flo
                      std::vector<float>* progressive_host, const SampleProgressFn& progress) {
   DDPM_CHECK(n > 0 && first_index >= 0 && first_index + n <= (int64_t{1} << 32), "sample range");
   ensure_buffers(n);
-  net_.prepare(ops_, n, /*forward_only=*/true);
+  net_.prepare(ops_, n, PlanMode::kForwardOnly);
   // Every step's forward uses the same buffers and weights within this call: the
   // backend may record it once and replay it (CUDA graphs, see Ops::run_graph).
   ops_.drop_graphs();

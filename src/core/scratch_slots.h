@@ -9,11 +9,11 @@ namespace ddpm {
 
 enum ScratchSlot : int {
   kSlotWorkspace = 0,  // the library's workspace: oneDNN user scratchpad, cuDNN workspace
-  kSlotConvIn,         // padded and/or bf16 copy of a convolution input (CUDA)
+  kSlotConvIn,         // padded (CUDA) and/or bf16 copy of a convolution input
   kSlotConvOut,        // a convolution result before it is widened, added or reordered:
                        // bf16 output, din before +=, dw in the library's filter layout
-  kSlotConvGrad,       // bf16 copy of dout (CUDA)
-  kSlotGemmA,          // bf16 copies of GEMM operands (CUDA)
+  kSlotConvGrad,       // bf16 copy of a convolution's dout
+  kSlotGemmA,          // bf16 copies of GEMM operands
   kSlotGemmB,
   kSlotReducePartial,  // per-chunk partial sums (double)
   kSlotReduceTotal,    // per-(n, c) totals (double)

@@ -22,10 +22,10 @@ class UNet {
   int64_t macs_per_image() const { return graph_.macs_per_image(); }  // forward multiply-accumulates
 
   // Binds the backend and the per-rank batch: builds the primitives and plans the
-  // activations (and, unless forward_only, the backward's temporaries and gradients).
+  // activations (and, unless kForwardOnly, the backward's temporaries and gradients).
   // Cheap when nothing changed; call before every pass. The Ops must outlive the model
   // (its memory and primitives belong to the backend).
-  void prepare(Ops& ops, int N, bool forward_only = false) { graph_.prepare(ops, N, forward_only); }
+  void prepare(Ops& ops, int N, PlanMode mode = PlanMode::kTraining) { graph_.prepare(ops, N, mode); }
   int batch() const { return graph_.batch(); }
   int64_t activation_floats() const { return graph_.arena_floats(); }
 

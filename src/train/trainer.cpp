@@ -196,7 +196,7 @@ int Trainer::Impl::loop() {
   double interval_start = now_seconds(), last_norm = 0, comm_wait = 0;
   const int64_t start_step = state.step;
   const double run_start = now_seconds();
-  net->prepare(*ops, local_batch);
+  net->prepare(*ops, local_batch, cfg.train.recompute ? PlanMode::kTrainingRecompute : PlanMode::kTraining);
   if (root()) {
     if (!faults.empty()) {
       say(cat("warning: ", FaultInjector::kVariable, "=", faults.spec(), " is set: injecting faults (tests only)"));
@@ -205,7 +205,7 @@ int Trainer::Impl::loop() {
                                   : cat("resuming at step ", state.step, " from ", start.path, " (written by ",
                                         start.saved_world_size, " rank(s))"),
             ": ", world.size(), " rank(s) x ", local_batch, " images, ", net->layout().num_parameters(),
-            " parameters, backend ", ops->name()));
+            " parameters, backend ", ops->name(), " ", precision_name(ops->precision())));
     const int64_t dropped = log->keep_metrics_through(state.step);
     if (dropped > 0) say(cat("metrics.jsonl: dropped ", dropped, " record(s) after step ", state.step, " (redone now)"));
   }

@@ -93,7 +93,7 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
   const int R = cfg.model.resolution;
   const int64_t per_example = int64_t{R} * R * cfg.model.out_ch;
   std::vector<float> out(static_cast<size_t>(N * per_example));
-  model.net.prepare(ops, N, /*forward_only=*/true);  // as the sampler prepares it: no rebuild inside the timing
+  model.net.prepare(ops, N, PlanMode::kForwardOnly);  // as the sampler prepares it: no rebuild inside the timing
   ops.synchronize();
   const double t0 = now_seconds();
   int steps_run = 0;
@@ -148,7 +148,7 @@ int run(int argc, char** argv) {
   const int N = static_cast<int>(cli.get_int("batch")), steps = static_cast<int>(cli.get_int("steps"));
   const std::string mode = cli.get("mode");
   if (N < 1 || steps < 1) input_error("--batch and --steps must be >= 1");
-  auto ops = make_cuda_ops(static_cast<int>(cli.get_int("device")), cli.get("precision"));
+  auto ops = make_cuda_ops(static_cast<int>(cli.get_int("device")), parse_precision(cli.get("precision")));
   std::printf("ddpm_gpu_bench: %s, %s, precision %s\n", cli.get("config").c_str(), mode.c_str(),
               cli.get("precision").c_str());
   if (mode == "train") {

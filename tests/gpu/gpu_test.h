@@ -59,7 +59,7 @@ inline Ops& cpu() {
 inline Ops& gpu(const std::string& precision = "fp32") {
   static Ops* by_precision[3] = {nullptr, nullptr, nullptr};
   const int i = precision == "fp32" ? 0 : precision == "tf32" ? 1 : 2;
-  if (!by_precision[i]) by_precision[i] = make_cuda_ops(0, precision).release();
+  if (!by_precision[i]) by_precision[i] = make_cuda_ops(0, parse_precision(precision)).release();
   return *by_precision[i];
 }
 

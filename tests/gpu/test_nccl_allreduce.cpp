@@ -33,7 +33,7 @@ int device_count() {
 }
 
 Ops& rank_gpu() {
-  static Ops* ops = make_cuda_ops(world().local_rank() % device_count(), "fp32").release();
+  static Ops* ops = make_cuda_ops(world().local_rank() % device_count(), Precision::kFp32).release();
   return *ops;
 }
 

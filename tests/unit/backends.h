@@ -26,7 +26,7 @@ inline const std::vector<PresentBackend>& present_backends() {
     auto* b = new std::vector<PresentBackend>{{"cpu", make_cpu_ops().release()}};
 #ifdef DDPM_WITH_CUDA
     int count = 0;
-    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) b->push_back({"cuda", make_cuda_ops(0, "fp32").release()});
+    if (cudaGetDeviceCount(&count) == cudaSuccess && count > 0) b->push_back({"cuda", make_cuda_ops(0, Precision::kFp32).release()});
 #endif
     return b;
   }();

@@ -6,6 +6,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <memory>
+#include <utility>
 
 #include "core/blocks.h"
 #include "core/cpu/cpu_ops.h"
@@ -147,25 +148,28 @@ BOOST_AUTO_TEST_CASE(accumulate_adds_to_what_is_there) {
 namespace {
 // Runs a block-like object through a planned arena.
 template <typename Block>
-void plan_block(Arena& arena, Block& block, int N) {
+void plan_block(Arena& arena, Block& block, int N, PlanMode mode = PlanMode::kTraining) {
   arena.begin_pass();
-  block.plan(arena, N, true);
+  block.plan(arena, N, mode);
   arena.allocate(ops());
   arena.begin_pass();
-  block.plan(arena, N, true);
+  block.plan(arena, N, mode);
 }
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(resblock_with_and_without_nin_shortcut) {
   // Channels per group > 1: with one channel per group a per-channel bias before the
   // norm (conv1.bias, temb_proj) cancels exactly and has a zero gradient.
-  for (int out_ch : {64, 128}) {
+  // The last case recomputes the inner activations in backward (train.recompute).
+  const std::pair<int, PlanMode> cases[] = {
+      {64, PlanMode::kTraining}, {128, PlanMode::kTraining}, {128, PlanMode::kTrainingRecompute}};
+  for (const auto& [out_ch, mode] : cases) {
     const int N = 2, H = 3, W = 4, in_ch = 64, temb_ch = 16;
     ParamLayout layout;
     ResBlock block(layout, "blk", in_ch, out_ch, temb_ch, H, W, 0.3f, 5);
     block.build(ops(), N);
     Arena arena;
-    plan_block(arena, block, N);
+    plan_block(arena, block, N, mode);
     auto params = test_params(layout, 100);
     std::vector<float> grads(params.size(), 0.0f);
     auto x = random_vector(int64_t{N} * H * W * in_ch, 50, 2.0f), temb = random_vector(N * temb_ch, 51);
@@ -182,7 +186,8 @@ BOOST_AUTO_TEST_CASE(resblock_with_and_without_nin_shortcut) {
     loss();
     std::vector<float> dx(x.size()), dtemb(temb.size(), 0.0f);
     block.backward(ps, InputGrad{dx.data(), GradWrite::kAssign}, InputGrad{dtemb.data(), GradWrite::kAdd}, R.data());
-    const std::string tag = out_ch == in_ch ? "resblock " : "resblock+nin ";
+    const std::string tag = std::string(out_ch == in_ch ? "resblock " : "resblock+nin ") +
+                            (mode == PlanMode::kTrainingRecompute ? "recomputed " : "");
     expect_close(tag + "dx", numeric_gradient_check(x.data(), x.size(), dx.data(), loss, 40));
     expect_close(tag + "dtemb", numeric_gradient_check(temb.data(), temb.size(), dtemb.data(), loss));
     check_all_params(tag, layout, params, grads, loss, 12);

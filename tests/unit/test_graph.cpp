@@ -110,7 +110,7 @@ BOOST_AUTO_TEST_CASE(gradient_memory_is_reused) {
     Graph::TensorId h = g.input(TensorShape{HW, HW, C});
     for (int i = 0; i < length; ++i) h = g.add(conv(layout, cat("c", i), C, C, HW, 3), {h}, TensorShape{HW, HW, C});
     g.set_output(h);
-    g.prepare(ops(), N, forward_only);
+    g.prepare(ops(), N, forward_only ? PlanMode::kForwardOnly : PlanMode::kTraining);
     const int64_t floats = g.arena_floats();
     g.release();
     return floats;
@@ -125,7 +125,7 @@ BOOST_AUTO_TEST_CASE(gradient_memory_is_reused) {
   cfg.resolution = 8, cfg.in_channels = 3, cfg.out_ch = 3, cfg.ch = 32, cfg.ch_mult = {1, 2};
   cfg.num_res_blocks = 1, cfg.attn_resolutions = {4};
   UNet net(cfg);
-  net.prepare(ops(), N, true);
+  net.prepare(ops(), N, PlanMode::kForwardOnly);
   const int64_t forward_only = net.activation_floats();
   net.prepare(ops(), N);
   BOOST_TEST(net.activation_floats() > forward_only);
@@ -151,7 +151,7 @@ BOOST_AUTO_TEST_CASE(branchy_forward_only_network) {
   const auto j12 = g.add(std::make_unique<Concat>(4, 6, HW, HW), {b1, b2}, TensorShape{HW, HW, 10});
   const auto j34 = g.add(std::make_unique<Concat>(6, 2, HW, HW), {b3, b4}, TensorShape{HW, HW, 8});
   g.set_output(g.add(std::make_unique<Concat>(10, 8, HW, HW), {j12, j34}, TensorShape{HW, HW, 18}));
-  g.prepare(ops(), N, true);
+  g.prepare(ops(), N, PlanMode::kForwardOnly);
   BOOST_TEST(!g.planned_backward());
 
   std::vector<float> params = random_params(layout, 20);

@@ -195,3 +195,50 @@ BOOST_AUTO_TEST_CASE(backward_reports_final_gradients_from_the_end_of_the_buffer
     BOOST_TEST(std::equal(reports[i].second.begin(), reports[i].second.end(), grads.get() + reports[i].first));
   }
 }
+
+BOOST_AUTO_TEST_CASE(recompute_gives_the_same_bits_in_less_memory) {
+  // train.recompute: each residual block's inner activations are recomputed in backward
+  // (dropout masks included, they are keyed) instead of kept, so eps and every
+  // gradient are bit for bit those of the plain plan, from a smaller arena.
+  ModelConfig cfg = shipped("tiny");
+  cfg.dropout = 0.2f;
+  auto ops = make_cpu_ops();
+  UNet net(cfg);
+  const int64_t P = net.layout().size();
+  HostFloats params = alloc_host_floats(P);
+  init_params(net.layout(), params.get(), 7);
+  for (const ParamInfo& p : net.layout().params()) {
+    if (p.init != InitKind::kZeroWeight) continue;
+    auto v = test::random_vector(p.numel, static_cast<uint32_t>(p.offset), 0.05f);
+    std::copy(v.begin(), v.end(), params.get() + p.offset);
+  }
+  const int N = 2, R = cfg.resolution;
+  auto x = test::random_vector(int64_t{N} * R * R * cfg.in_channels, 11);
+  auto d = test::random_vector(int64_t{N} * R * R * cfg.out_ch, 12);
+  const std::vector<float> t{40.0f, 700.0f};
+  struct Result {
+    std::vector<float> eps, grads;
+    int64_t arena_floats;
+  };
+  auto run = [&](PlanMode mode) {
+    HostFloats grads = alloc_host_floats(P);
+    std::fill(grads.get(), grads.get() + P, 0.0f);
+    Result r{std::vector<float>(d.size()), {}, 0};
+    net.prepare(*ops, N, mode);
+    Pass ps;
+    ps.ops = ops.get(), ps.params = params.get(), ps.grads = grads.get(), ps.N = N, ps.training = true;
+    ps.dropout = DropoutKey{5, 0, 3, 0};
+    net.forward(ps, r.eps.data(), x.data(), t.data());
+    net.backward(ps, d.data());
+    r.grads.assign(grads.get(), grads.get() + P);
+    r.arena_floats = net.activation_floats();
+    return r;
+  };
+  const Result kept = run(PlanMode::kTraining), recomputed = run(PlanMode::kTrainingRecompute);
+  BOOST_TEST(recomputed.eps == kept.eps);
+  BOOST_TEST(recomputed.grads == kept.grads);
+  BOOST_TEST(std::any_of(kept.grads.begin(), kept.grads.end(), [](float g) { return g != 0.0f; }));
+  BOOST_TEST(recomputed.arena_floats < kept.arena_floats);
+  BOOST_TEST_MESSAGE("tiny config, batch 2: arena " << kept.arena_floats << " floats kept, "
+                                                    << recomputed.arena_floats << " with recompute");
+}

@@ -5,9 +5,13 @@
 // memory objects and argument maps are built with the primitives and only re-pointed
 // per call, so a call allocates nothing in ddpm (oneDNN's own execution context does:
 // CpuOps::run_primitive marks it as the library's). Descriptor construction, the part of
-// oneDNN's API that changed in 3.x, is in dnnl_compat.h.
+// oneDNN's API that changed in 3.x, is in dnnl_compat.h. In bf16 the primitives read
+// bf16 copies of the input and dout (made per call) and of the weights (made with the
+// reorder into the primitive's layout, once per weight version) and write fp32.
 #include <dnnl.hpp>
 
+#include <cstdio>
+#include <cstring>
 #include <unordered_map>
 
 #include "core/common.h"
@@ -27,20 +31,24 @@ class CpuConv2d final : public Conv2d {
  public:
   CpuConv2d(CpuOps& ops, const ConvSpec& s) : Conv2d(s), ops_(ops) {
     auto& eng = ops.engine();
+    // What the products read: fp32, or bf16 copies (inputs, weights, douts); every
+    // output (y, dx, dw, db) is fp32.
+    const dt in_t = ops.bf16() ? dt::bf16 : dt::f32;
     const memory::dims src_dims{s.N, s.C, s.H, s.W}, dst_dims{s.N, s.O, s.out_h(), s.out_w()};
     const memory::dims w_dims{s.O, s.C, s.K, s.K}, b_dims{s.O};
     const dnnl_compat::ConvGeometry geom{{s.stride, s.stride}, {s.pad_top, s.pad_left}, {s.pad_bottom, s.pad_right}};
-    src_md_ = memory::desc(src_dims, dt::f32, tag::nhwc);
-    dst_md_ = memory::desc(dst_dims, dt::f32, tag::nhwc);
+    const memory::desc x_md(src_dims, in_t, tag::nhwc), dx_md(src_dims, dt::f32, tag::nhwc);
+    const memory::desc y_md(dst_dims, dt::f32, tag::nhwc), dy_md(dst_dims, in_t, tag::nhwc);
     user_w_md_ = memory::desc(w_dims, dt::f32, tag::oihw);
-    bias_md_ = memory::desc(b_dims, dt::f32, tag::x);
-    const memory::desc any_w(w_dims, dt::f32, tag::any);
+    const memory::desc bias_md(b_dims, dt::f32, tag::x);
+    const memory::desc any_w(w_dims, in_t, tag::any), any_dw(w_dims, dt::f32, tag::any);
 
     dnnl::primitive_attr attr;
     attr.set_scratchpad_mode(dnnl::scratchpad_mode::user);
-    fwd_pd_ = dnnl_compat::conv_forward_pd(eng, src_md_, any_w, bias_md_, dst_md_, geom, attr);
-    bwd_data_pd_ = dnnl_compat::conv_backward_data_pd(eng, src_md_, any_w, dst_md_, geom, attr, fwd_pd_);
-    bwd_w_pd_ = dnnl_compat::conv_backward_weights_pd(eng, src_md_, any_w, bias_md_, dst_md_, geom, attr, fwd_pd_);
+    fwd_pd_ = dnnl_compat::conv_forward_pd(eng, x_md, any_w, bias_md, y_md, geom, attr);
+    bwd_data_pd_ = dnnl_compat::conv_backward_data_pd(eng, dx_md, any_w, dy_md, geom, attr, fwd_pd_);
+    bwd_w_pd_ = dnnl_compat::conv_backward_weights_pd(eng, x_md, any_dw, bias_md, dy_md, geom, attr, fwd_pd_);
+    if (ops.bf16()) warn_if_reference_kernel();
     fwd_ = dnnl::convolution_forward(fwd_pd_);
     // The same convolution adding into its destination (residual branches): a sum
     // post-op instead of a separate pass over the output.
@@ -48,12 +56,13 @@ class CpuConv2d final : public Conv2d {
     sum.append_sum(1.0f);
     dnnl::primitive_attr sum_attr = attr;
     sum_attr.set_post_ops(sum);
-    fwd_acc_pd_ = dnnl_compat::conv_forward_pd(eng, src_md_, any_w, bias_md_, dst_md_, geom, sum_attr);
+    fwd_acc_pd_ = dnnl_compat::conv_forward_pd(eng, x_md, any_w, bias_md, y_md, geom, sum_attr);
     fwd_acc_ = dnnl::convolution_forward(fwd_acc_pd_);
     DDPM_CHECK(fwd_acc_pd_.weights_desc() == fwd_pd_.weights_desc(), "conv: accumulating variant wants other weights");
     bwd_data_ = dnnl::convolution_backward_data(bwd_data_pd_);
     bwd_w_ = dnnl::convolution_backward_weights(bwd_w_pd_);
 
+    // Weights: OIHW fp32 -> the primitives' layouts (and type), once per weight version.
     w_fwd_ = memory(fwd_pd_.weights_desc(), eng);
     reorder_w_fwd_ = dnnl::reorder(memory(user_w_md_, eng, DNNL_MEMORY_NONE), w_fwd_);
     if (bwd_data_pd_.weights_desc() == fwd_pd_.weights_desc()) {
@@ -73,20 +82,22 @@ class CpuConv2d final : public Conv2d {
                                   bwd_w_pd_.scratchpad_desc().get_size()});
 
     // Memory objects without data: each call points them at its buffers.
-    src_ = memory(src_md_, eng, DNNL_MEMORY_NONE);
-    dst_ = memory(dst_md_, eng, DNNL_MEMORY_NONE);
-    bias_ = memory(bias_md_, eng, DNNL_MEMORY_NONE);
+    x_ = memory(x_md, eng, DNNL_MEMORY_NONE);
+    dx_ = memory(dx_md, eng, DNNL_MEMORY_NONE);
+    y_ = memory(y_md, eng, DNNL_MEMORY_NONE);
+    dy_ = memory(dy_md, eng, DNNL_MEMORY_NONE);
+    bias_ = memory(bias_md, eng, DNNL_MEMORY_NONE);
     user_w_ = memory(user_w_md_, eng, DNNL_MEMORY_NONE);
     dw_tmp_ = memory(bwd_w_pd_.diff_weights_desc(), eng, DNNL_MEMORY_NONE);
     // Kept: dnnl.hpp's descriptor queries build a vector on every call.
     dw_floats_ = static_cast<int64_t>(bwd_w_pd_.diff_weights_desc().get_size() / sizeof(float));
     scratchpad_ = memory(memory::desc({static_cast<memory::dim>(scratchpad_bytes_)}, dt::u8, tag::x), eng,
                          DNNL_MEMORY_NONE);
-    fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, src_}, {DNNL_ARG_WEIGHTS, w_fwd_}, {DNNL_ARG_BIAS, bias_},
-                                        {DNNL_ARG_DST, dst_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
-    bwd_data_args_ = CpuOps::primitive_args({{DNNL_ARG_DIFF_DST, dst_}, {DNNL_ARG_WEIGHTS, w_bwd_},
-                                             {DNNL_ARG_DIFF_SRC, src_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
-    bwd_w_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, src_}, {DNNL_ARG_DIFF_DST, dst_},
+    fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_fwd_}, {DNNL_ARG_BIAS, bias_},
+                                        {DNNL_ARG_DST, y_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    bwd_data_args_ = CpuOps::primitive_args({{DNNL_ARG_DIFF_DST, dy_}, {DNNL_ARG_WEIGHTS, w_bwd_},
+                                             {DNNL_ARG_DIFF_SRC, dx_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
+    bwd_w_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, x_}, {DNNL_ARG_DIFF_DST, dy_},
                                           {DNNL_ARG_DIFF_WEIGHTS, dw_tmp_}, {DNNL_ARG_DIFF_BIAS, bias_},
                                           {DNNL_ARG_SCRATCHPAD, scratchpad_}});
     reorder_w_fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_fwd_}});
@@ -97,22 +108,29 @@ class CpuConv2d final : public Conv2d {
   void forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
                uint64_t w_version) override {
     refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
-    src_.set_data_handle(const_cast<float*>(in));
+    point_input(in);
     bias_.set_data_handle(const_cast<float*>(b));
-    dst_.set_data_handle(out);
+    y_.set_data_handle(out);
     point_scratchpad();
     ops_.run_primitive(accumulate ? fwd_acc_ : fwd_, fwd_args_);
   }
 
   void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in, const float* w,
                 uint64_t w_version) override {
-    dst_.set_data_handle(const_cast<float*>(dout));  // the primitives' diff_dst
+    const int64_t n_out = static_cast<int64_t>(spec_.N) * spec_.out_h() * spec_.out_w() * spec_.O;
+    if (ops_.bf16()) {
+      uint16_t* dout16 = ops_.scratch_as<uint16_t>(kSlotConvGrad, n_out);
+      ops_.to_bf16(dout16, dout, 1, n_out, n_out);
+      dy_.set_data_handle(dout16);
+    } else {
+      dy_.set_data_handle(const_cast<float*>(dout));
+    }
     if (din != nullptr) {
       if (reorder_w_bwd_) refresh(w, w_version, &bwd_key_, reorder_w_bwd_, reorder_w_bwd_args_);
       else refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
       const int64_t n_in = static_cast<int64_t>(spec_.N) * spec_.H * spec_.W * spec_.C;
       float* target = accumulate ? ops_.scratch_as<float>(kSlotConvOut, n_in) : din;
-      src_.set_data_handle(target);  // the primitive's diff_src
+      dx_.set_data_handle(target);
       point_scratchpad();
       ops_.run_primitive(bwd_data_, bwd_data_args_);
       if (accumulate) ops_.add_inplace(din, target, n_in);
@@ -121,7 +139,7 @@ class CpuConv2d final : public Conv2d {
     const int64_t n_w = dw_floats_;
     float* dw_tmp = ops_.scratch_as<float>(kSlotConvOut, n_w + spec_.O);
     float* db_tmp = dw_tmp + n_w;
-    src_.set_data_handle(const_cast<float*>(in));
+    point_input(in);
     dw_tmp_.set_data_handle(dw_tmp);
     bias_.set_data_handle(db_tmp);  // the primitive's diff_bias
     point_scratchpad();
@@ -146,11 +164,35 @@ class CpuConv2d final : public Conv2d {
     key->version = version;
   }
 
+  // The primitives' src: the input itself, or its bf16 copy.
+  void point_input(const float* in) {
+    if (!ops_.bf16()) {
+      x_.set_data_handle(const_cast<float*>(in));
+      return;
+    }
+    const int64_t n_in = static_cast<int64_t>(spec_.N) * spec_.H * spec_.W * spec_.C;
+    uint16_t* in16 = ops_.scratch_as<uint16_t>(kSlotConvIn, n_in);
+    ops_.to_bf16(in16, in, 1, n_in, n_in);
+    x_.set_data_handle(in16);
+  }
+
+  // oneDNN falls back to its reference kernels where it has no bf16 kernel for a shape
+  // on this CPU: correct, but far slower than fp32. Said once per process.
+  void warn_if_reference_kernel() const {
+    static bool warned = false;
+    for (const char* impl : {fwd_pd_.impl_info_str(), bwd_data_pd_.impl_info_str(), bwd_w_pd_.impl_info_str()}) {
+      if (warned || std::strncmp(impl, "ref", 3) != 0) continue;
+      warned = true;
+      std::fprintf(stderr, "ddpm: oneDNN has no fast bf16 kernel for convolution %dx%d %d->%d on %dx%d (%s)\n",
+                   spec_.K, spec_.K, spec_.C, spec_.O, spec_.H, spec_.W, impl);
+    }
+  }
+
   // The shared scratchpad may have moved (grown for another primitive) since the last call.
   void point_scratchpad() { scratchpad_.set_data_handle(ops_.scratch(kSlotWorkspace, scratchpad_bytes_)); }
 
   CpuOps& ops_;
-  memory::desc src_md_, dst_md_, user_w_md_, bias_md_;
+  memory::desc user_w_md_;
   dnnl::convolution_forward::primitive_desc fwd_pd_, fwd_acc_pd_;
   dnnl::convolution_backward_data::primitive_desc bwd_data_pd_;
   dnnl::convolution_backward_weights::primitive_desc bwd_w_pd_;
@@ -158,7 +200,7 @@ class CpuConv2d final : public Conv2d {
   dnnl::convolution_backward_data bwd_data_;
   dnnl::convolution_backward_weights bwd_w_;
   memory w_fwd_, w_bwd_;
-  memory src_, dst_, bias_, user_w_, dw_tmp_, scratchpad_;  // re-pointed per call
+  memory x_, dx_, y_, dy_, bias_, user_w_, dw_tmp_, scratchpad_;  // re-pointed per call
   Args fwd_args_, bwd_data_args_, bwd_w_args_, reorder_w_fwd_args_, reorder_w_bwd_args_, reorder_dw_args_;
   dnnl::reorder reorder_w_fwd_, reorder_w_bwd_, reorder_dw_;
   WeightsKey fwd_key_, bwd_key_;

@@ -3,6 +3,7 @@
 #include <omp.h>
 #include <xmmintrin.h>
 
+#include <cstdio>
 #include <cstring>
 
 #include "core/common.h"
@@ -18,7 +19,32 @@ void enable_flush_denormals() {
   { _mm_setcsr(_mm_getcsr() | 0x8040); }
 }
 
-CpuOps::CpuOps(int threads) : engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+namespace {
+
+Precision cpu_precision(Precision asked) {
+  if (asked == Precision::kTf32) {
+    input_error("device.precision: tf32 is a GPU mode; the CPU backend computes in fp32 or bf16");
+  }
+  if (asked != Precision::kBf16) return asked;
+  switch (cpu_bf16_support()) {
+    case CpuBf16Support::kAmx: return asked;
+    case CpuBf16Support::kAvx512Bf16:
+      std::fprintf(stderr,
+                   "ddpm: device.precision bf16: this CPU has AVX512-BF16 but no AMX (oneDNN ISA %s); its bf16 "
+                   "products run no faster than fp32 here (docs/performance.md)\n",
+                   cpu_isa_name());
+      return asked;
+    case CpuBf16Support::kNone: break;
+  }
+  std::fprintf(stderr, "ddpm: device.precision bf16: this CPU has no bf16 instructions (oneDNN ISA %s); running fp32\n",
+               cpu_isa_name());
+  return Precision::kFp32;
+}
+
+}  // namespace
+
+CpuOps::CpuOps(int threads, Precision precision)
+    : precision_(cpu_precision(precision)), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
   if (threads > 0) omp_set_num_threads(threads);
   enable_flush_denormals();
   scratch_.resize(kSlotCount);
@@ -28,7 +54,9 @@ CpuOps::~CpuOps() {
   for (Scratch& s : scratch_) std::free(s.p);
 }
 
-std::unique_ptr<Ops> make_cpu_ops(int threads) { return std::make_unique<CpuOps>(threads); }
+std::unique_ptr<Ops> make_cpu_ops(int threads, Precision precision) {
+  return std::make_unique<CpuOps>(threads, precision);
+}
 
 CpuOps::PrimitiveArgs CpuOps::primitive_args(const std::unordered_map<int, dnnl::memory>& args) {
   PrimitiveArgs c_args;

@@ -7,6 +7,12 @@
 // scratchpad, and temporaries live in the scratch slots of core/scratch_slots.h (shared
 // with the CUDA backend), which grow to the largest request and never shrink: after the
 // first step src/core/cpu allocates nothing.
+//
+// Precision: fp32, or bf16 (autocast semantics, core/precision.h): convolutions take
+// bf16 copies of their input and dout (made per call in scratch slots) and of their
+// weights (made once per weight version, in the primitive's blocked layout), matrix
+// products bf16 copies of both operands; all of them accumulate in fp32 and write fp32
+// (weight and bias gradients too), so everything around them is unchanged.
 #pragma once
 
 #include <dnnl.hpp>
@@ -21,10 +27,19 @@
 
 namespace ddpm {
 
+// What bf16 runs on here, as oneDNN dispatches: AMX tiles, AVX512-BF16 dot products
+// (no faster than fp32 FMAs on the CPUs measured, docs/performance.md), or nothing.
+enum class CpuBf16Support { kNone, kAvx512Bf16, kAmx };
+CpuBf16Support cpu_bf16_support();  // bf16.cpp
+const char* cpu_isa_name();         // oneDNN's effective ISA, e.g. "avx512_core_amx"
+
 class CpuOps final : public Ops {
  public:
-  explicit CpuOps(int threads);
+  // bf16 on a CPU without bf16 kernels: one line on stderr, and fp32.
+  CpuOps(int threads, Precision precision);
   const char* name() const override { return "cpu"; }
+  Precision precision() const override { return precision_; }
+  bool bf16() const { return precision_ == Precision::kBf16; }
 
   float* alloc(int64_t n) override;
   void release(float* p) override;
@@ -91,13 +106,17 @@ class CpuOps final : public Ops {
   // Row-major C [M, N] (+= when accumulate) = alpha op(A) op(B), op(A) [M, K], op(B)
   // [K, N], through a oneDNN matmul primitive built on the first call of each shape
   // (matmul.cpp). Same arguments as CudaOps::gemm, less the batch.
+  // In bf16 both operands are rounded to bf16 copies first (kSlotGemmA/B).
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);
+  // dst [rows, cols] dense = src [rows, cols] (row stride ld) rounded to bf16 (nearest
+  // even), bf16.cpp.
+  void to_bf16(uint16_t* dst, const float* src, int64_t rows, int64_t cols, int64_t ld);
 
  private:
   struct GemmShape {
-    int64_t M, N, K, lda, ldb, ldc;
-    bool trans_a, trans_b, accumulate;
+    int64_t M, N, K, lda, ldb, ldc;  // bf16: lda and ldb of the dense copies
+    bool trans_a, trans_b, accumulate, bf16;
     float alpha;
     bool operator<(const GemmShape& o) const;
   };
@@ -110,6 +129,7 @@ class CpuOps final : public Ops {
     PrimitiveArgs args;
   };
 
+  Precision precision_;
   dnnl::engine engine_;
   dnnl::stream stream_;
   struct Scratch {

@@ -13,24 +13,7 @@ namespace ddpm {
 using cuda::grid_for;
 using cuda::kThreads;
 
-Precision parse_precision(const std::string& name) {
-  if (name == "fp32") return Precision::kFp32;
-  if (name == "tf32") return Precision::kTf32;
-  if (name == "bf16") return Precision::kBf16;
-  input_error("device.precision: unknown value '", name, "' (fp32|tf32|bf16)");
-}
-
-const char* precision_name(Precision p) {
-  switch (p) {
-    case Precision::kFp32: return "fp32";
-    case Precision::kTf32: return "tf32";
-    case Precision::kBf16: return "bf16";
-  }
-  return "?";
-}
-
-std::unique_ptr<Ops> make_cuda_ops(int device, const std::string& precision) {
-  const Precision p = parse_precision(precision);
+std::unique_ptr<Ops> make_cuda_ops(int device, Precision p) {
   int count = 0;
   const cudaError_t rc = cudaGetDeviceCount(&count);
   if (rc != cudaSuccess || count == 0) {

@@ -28,13 +28,10 @@
 
 #include "core/cuda/cuda_check.h"
 #include "core/ops.h"
+#include "core/precision.h"
 #include "core/scratch_slots.h"
 
 namespace ddpm {
-
-enum class Precision { kFp32, kTf32, kBf16 };
-Precision parse_precision(const std::string& name);  // InputError for anything else
-const char* precision_name(Precision p);
 
 // The cuDNN algorithms of one convolution shape and precision, chosen once by
 // cudnnFind* (conv2d.cu) and shared by every layer of that shape.
@@ -116,7 +113,7 @@ class CudaOps final : public Ops {
 
   // --- for the layer files and the NCCL all-reduce -------------------------------------
   int device() const { return device_; }
-  Precision precision() const { return precision_; }
+  Precision precision() const override { return precision_; }
   cudaStream_t stream() const { return stream_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
   int multiprocessors() const { return sm_count_; }
