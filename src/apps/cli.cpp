@@ -83,9 +83,9 @@ void Cli::parse(int argc, char** argv, int first) {
   }
 }
 
-bool Cli::parse_on_ranks(int argc, char** argv, bool print_help) {
+bool Cli::parse_on_ranks(int argc, char** argv, bool print_help, int first) {
   defer_help_ = true;
-  parse(argc, argv);
+  parse(argc, argv, first);
   if (help_requested_ && print_help) std::cout << help();
   return !help_requested_;
 }

@@ -22,7 +22,7 @@ class Cli {
   void parse(int argc, char** argv, int first = 1);
   // MPI apps: like parse, but --help is printed by one rank (print_help) and every
   // rank gets false back, to return normally instead of exiting under mpirun.
-  bool parse_on_ranks(int argc, char** argv, bool print_help);
+  bool parse_on_ranks(int argc, char** argv, bool print_help, int first = 1);
 
   bool has(const std::string& name) const;
   std::string get(const std::string& name) const;  // value or default ("" if none)

@@ -1,6 +1,7 @@
 // ddpm_eval: inspect and evaluate models.
 //   ddpm_eval info (--config FILE | --checkpoint FILE)
 //   ddpm_eval eps --checkpoint FILE --in IN.h5 --out OUT.h5
+//   [mpirun ...] ddpm_eval bpd --checkpoint FILE --data DIR --out bpd.h5
 #include <unistd.h>
 
 #include <cstdio>
@@ -8,6 +9,7 @@
 #include <memory>
 
 #include "apps/cli.h"
+#include "apps/model_options.h"
 #include "core/buffer.h"
 #include "core/common.h"
 #include "core/fs.h"
@@ -15,6 +17,8 @@
 #include "core/ops.h"
 #include "core/unet.h"
 #include "core/weights_io.h"
+#include "dist/world.h"
+#include "eval/bpd.h"
 #include "train/model_source.h"
 
 namespace ddpm {
@@ -24,7 +28,8 @@ constexpr const char* kUsage =
     "usage: ddpm_eval COMMAND [options]\n\n"
     "commands:\n"
     "  info    parameter count, tensor count and forward GMACs of a model\n"
-    "  eps     the model's epsilon prediction for given x and t (to check a converted checkpoint)\n\n"
+    "  eps     the model's epsilon prediction for given x and t (to check a converted checkpoint)\n"
+    "  bpd     the variational bound in bits/dim per image of a dataset (the paper's NLL; runs under mpirun)\n\n"
     "Run 'ddpm_eval COMMAND --help' for the options of a command.\n";
 
 int cmd_info(int argc, char** argv) {
@@ -59,11 +64,9 @@ int cmd_eps(int argc, char** argv) {
   Cli cli("ddpm_eval eps", "(--checkpoint FILE | --run-dir DIR) --in IN.h5 --out OUT.h5 [options]",
           "Reads x (float32 [N,C,H,W]) and t (int32 or int64 [N]) from IN.h5 and writes the model's epsilon "
           "prediction as eps (float32 [N,C,H,W], dropout off) to OUT.h5.");
-  cli.option("checkpoint", "FILE", "weights file or training checkpoint");
-  cli.option("run-dir", "DIR", "use the newest valid checkpoint of a training run");
+  add_model_options(cli, ConfigOverrides::kNone);
   cli.option("in", "FILE", "HDF5 input with datasets x and t");
   cli.option("out", "FILE", "HDF5 output (written atomically)");
-  cli.option("weights", "auto|params|ema", "which weights to use; auto takes ema when present", "auto");
   cli.option("batch", "B", "images per forward pass", "16");
   cli.option("threads", "T", "CPU threads (0: all cores)", "0");
   cli.option("precision", "auto|fp32|bf16",
@@ -78,7 +81,7 @@ int cmd_eps(int argc, char** argv) {
   const int64_t batch = cli.get_int("batch");
   if (batch < 1 || batch > 4096) input_error("--batch must be in [1, 4096]");
 
-  const ModelSource src = load_model_source(cli.get("checkpoint"), cli.get("run-dir"), cli.get("weights"));
+  const ModelSource src = load_model(cli, ConfigOverrides::kNone, "eps");
   const ModelConfig& model = src.config.model;
   // The backend must outlive the model: ~UNet releases its activation arena through it.
   const Precision asked = parse_precision(precision == "auto" ? src.config.device.precision : precision);
@@ -140,6 +143,54 @@ int cmd_eps(int argc, char** argv) {
   return kExitOk;
 }
 
+int bpd(World& world, int argc, char** argv) {
+  Cli cli("ddpm_eval bpd", "(--checkpoint FILE | --run-dir DIR) --data DIR --out bpd.h5 [options]",
+          "The variational bound of each of the first N images of a prepared dataset (in its order, unflipped), as "
+          "the reference calc_bpd_loop computes it: every t from a fresh q-sample, x0 clipped, the KL terms, the "
+          "discretised decoder at t = 0 and the prior term. Writes total_bpd [N], prior_bpd [N], terms_bpd [N,T] "
+          "and mse [N,T] (float64) and prints the mean in bits/dim. Under mpirun the images are split across the "
+          "ranks; the noise is keyed by (seed, image, t), so neither the rank count nor the batch size changes the "
+          "result. It costs T forward passes per image: see docs/evaluation.md for the times.");
+  add_model_options(cli, ConfigOverrides::kDiffusionAndDevice);
+  cli.option("data", "DIR", "prepared dataset (ddpm_prepare), e.g. the CIFAR10 test split");
+  cli.option("num", "N", "images from the start of the dataset (0: all)", "0");
+  cli.option("batch", "B", "images per forward pass on each rank", "16");
+  cli.option("seed", "S", "seed of the q-sample noise", "0");
+  cli.option("out", "FILE", "HDF5 output (written atomically; an existing file is not replaced)");
+  if (!cli.parse_on_ranks(argc, argv, world.is_root(), 2)) return kExitOk;
+  BpdJob job;
+  job.data_dir = cli.require("data");
+  job.out_path = cli.require("out");
+  job.num = cli.get_int("num");
+  job.batch = cli.get_int("batch");
+  job.seed = static_cast<uint64_t>(cli.get_int("seed"));
+  if (job.num < 0) input_error("--num must be >= 0");
+  // Refused before days of compute, not after.
+  if (fs::exists(job.out_path)) input_error(job.out_path, ": exists; give another --out or remove it");
+  const ModelSource src = load_model(cli, ConfigOverrides::kDiffusionAndDevice, "the bound");
+  const BpdSummary s = evaluate_bpd(world, src, job);
+  if (world.is_root()) {
+    std::printf("%lld images: L_0 (decoder) %.6f, L_1..L_T-1 (KL) %.6f, L_T (prior) %.6f\n",
+                static_cast<long long>(s.images), s.decoder, s.kl, s.prior);
+    std::printf("bits/dim: %.6f \u00b1 %.6f\n", s.total, s.total_stderr);
+  }
+  return kExitOk;
+}
+
+// Collective commands: every rank runs them; a bad input, met by all ranks alike or
+// agreed on (evaluate_bpd), is printed once.
+int cmd_bpd(int argc, char** argv) {
+  World world(&argc, &argv);
+  try {
+    return bpd(world, argc, argv);
+  } catch (const InputError& e) {
+    if (world.is_root()) std::fprintf(stderr, "ddpm_eval: error: %s\n", e.what());
+    return kExitBadInput;
+  } catch (const std::exception& e) {
+    world.abort(kExitInternal, cat("ddpm_eval: internal error on rank ", world.rank(), ": ", e.what()));
+  }
+}
+
 }  // namespace
 }  // namespace ddpm
 
@@ -148,6 +199,7 @@ int main(int argc, char** argv) {
     const std::string cmd = argc > 1 ? argv[1] : "";
     if (cmd == "info") return ddpm::cmd_info(argc, argv);
     if (cmd == "eps") return ddpm::cmd_eps(argc, argv);
+    if (cmd == "bpd") return ddpm::cmd_bpd(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << ddpm::kUsage;
       return 0;

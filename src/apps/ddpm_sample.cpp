@@ -4,6 +4,7 @@
 #include <cstdio>
 
 #include "apps/cli.h"
+#include "apps/model_options.h"
 #include "core/common.h"
 #include "dist/world.h"
 #include "train/model_source.h"
@@ -17,8 +18,7 @@ int run(World& world, int argc, char** argv) {
           "Draws N images with the reverse process and writes one PNG per image (DIR/images/), a grid "
           "(DIR/grid.png) and DIR/samples.npz (uint8 NHWC as arr_0, the layout FID tools read). Image i uses "
           "noise keyed by (seed, i), so the result does not depend on --batch or the number of ranks.");
-  cli.option("checkpoint", "FILE", "weights file or training checkpoint");
-  cli.option("run-dir", "DIR", "use the newest valid checkpoint of a training run");
+  add_model_options(cli, ConfigOverrides::kDiffusionAndDevice);
   cli.option("num", "N", "images to draw", "64");
   cli.option("batch", "B", "images per forward pass on each rank", "64");
   cli.option("seed", "S", "seed of the sampling noise", "0");
@@ -27,9 +27,7 @@ int run(World& world, int argc, char** argv) {
              "ancestral");
   cli.option("steps", "K", "DDIM steps (0: all T)", "50");
   cli.option("eta", "E", "DDIM noise (0: deterministic)", "0");
-  cli.option("weights", "auto|ema|params", "which weights; auto takes ema when the file has it", "auto");
   cli.option("progressive", "K", "also write progressive.png: x0 predicted every K steps (the paper's Fig. 6)", "0");
-  cli.repeated("set", "SECTION.KEY=VALUE", "override the diffusion or device config (e.g. device.kind=cuda)");
   cli.flag("no-png", "skip the per-image PNGs (large runs for FID)");
   if (!cli.parse_on_ranks(argc, argv, world.is_root())) return kExitOk;
   const int64_t num = cli.get_int("num"), batch = cli.get_int("batch");
@@ -43,13 +41,7 @@ int run(World& world, int argc, char** argv) {
   }
   const std::string out_dir = cli.require("out");
 
-  ModelSource src = load_model_source(cli.get("checkpoint"), cli.get("run-dir"), cli.get("weights"));
-  for (const std::string& o : cli.all("set")) {
-    if (o.rfind("diffusion.", 0) != 0 && o.rfind("device.", 0) != 0) {
-      input_error("--set ", o, ": only diffusion.* and device.* keys apply to sampling");
-    }
-  }
-  if (!cli.all("set").empty()) src.config = parse_config(src.config.to_yaml(), src.path, cli.all("set"));
+  const ModelSource src = load_model(cli, ConfigOverrides::kDiffusionAndDevice, "sampling");
   SampleJob job;
   job.num = num;
   job.batch = batch;

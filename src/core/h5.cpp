@@ -337,6 +337,10 @@ void File::write_f32(const std::string& name, const float* data, const std::vect
   Lock lock;
   write_dataset(*this, name, H5T_IEEE_F32LE, H5T_NATIVE_FLOAT, data, shape);
 }
+void File::write_f64(const std::string& name, const double* data, const std::vector<int64_t>& shape) {
+  Lock lock;
+  write_dataset(*this, name, H5T_IEEE_F64LE, H5T_NATIVE_DOUBLE, data, shape);
+}
 void File::write_i64(const std::string& name, const int64_t* data, const std::vector<int64_t>& shape) {
   Lock lock;
   write_dataset(*this, name, H5T_STD_I64LE, H5T_NATIVE_INT64, data, shape);

@@ -104,6 +104,7 @@ class File {
 
   void create_group(const std::string& name);
   void write_f32(const std::string& name, const float* data, const std::vector<int64_t>& shape);
+  void write_f64(const std::string& name, const double* data, const std::vector<int64_t>& shape);
   void write_i64(const std::string& name, const int64_t* data, const std::vector<int64_t>& shape);
 
   // Attributes on the root group ("/") or on a named object.

@@ -42,6 +42,7 @@ enum class Purpose : uint32_t {
   kPermute = 6,    // data permutation per epoch
   kSample = 7,     // sampler noise
   kTest = 8,       // test fixtures (golden weights)
+  kBound = 9,      // q-sample noise of the variational bound (ddpm_eval bpd; index: image)
 };
 
 DDPM_HOST_DEVICE inline uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi) {

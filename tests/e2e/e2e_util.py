@@ -3,8 +3,10 @@
 import argparse
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 
 import h5py
 import numpy as np
@@ -57,6 +59,31 @@ def expect_one_line_error(cmd, must_contain, label):
         check(s in lines[0], f"{label}: the error line does not mention {s!r}: {lines[0]}")
     print(f"ok   {label}: {lines[0]}")
     return lines[0]
+
+
+def write_png(path, image):
+    """Minimal RGB PNG writer (zlib + struct), so the test needs no imaging package."""
+    h, w, _ = image.shape
+    raw = b"".join(b"\x00" + image[y].tobytes() for y in range(h))
+
+    def chunk(tag, data):
+        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
+
+    with open(path, "wb") as f:
+        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
+                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+
+def make_images(n=8, size=16, seed=0):
+    rng = np.random.default_rng(seed)
+    ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
+    images = []
+    for i in range(n):
+        colour = rng.uniform(0.2, 1.0, 3)
+        field = [np.sin((xs * (i + 1) + ys) * np.pi) * 0.5 + 0.5, xs, ys][i % 3]
+        rgb = np.stack([field * colour[0], (1 - field) * colour[1], field * colour[2]], -1)
+        images.append((rgb * 255).round().astype(np.uint8))
+    return images
 
 
 def write_yaml_config(path, model):

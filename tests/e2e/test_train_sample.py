@@ -12,42 +12,15 @@ import argparse
 import json
 import os
 import shutil
-import struct
 import sys
-import zlib
 
 import h5py
 import numpy as np
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from e2e_util import SOURCE_DIR, check, expect_ok, expect_one_line_error  # noqa: E402
+from e2e_util import SOURCE_DIR, check, expect_ok, expect_one_line_error, make_images, write_png  # noqa: E402
 
 TINY = os.path.join(SOURCE_DIR, "configs", "tiny.yaml")
-
-
-def write_png(path, image):
-    """Minimal RGB PNG writer (zlib + struct), so the test needs no imaging package."""
-    h, w, _ = image.shape
-    raw = b"".join(b"\x00" + image[y].tobytes() for y in range(h))
-
-    def chunk(tag, data):
-        return struct.pack(">I", len(data)) + tag + data + struct.pack(">I", zlib.crc32(tag + data) & 0xFFFFFFFF)
-
-    with open(path, "wb") as f:
-        f.write(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) +
-                chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
-
-
-def make_images(n=8, size=16, seed=0):
-    rng = np.random.default_rng(seed)
-    ys, xs = np.mgrid[0:size, 0:size] / (size - 1)
-    images = []
-    for i in range(n):
-        colour = rng.uniform(0.2, 1.0, 3)
-        field = [np.sin((xs * (i + 1) + ys) * np.pi) * 0.5 + 0.5, xs, ys][i % 3]
-        rgb = np.stack([field * colour[0], (1 - field) * colour[1], field * colour[2]], -1)
-        images.append((rgb * 255).round().astype(np.uint8))
-    return images
 
 
 def gaussian_baseline(images, T=1000, beta_start=1e-4, beta_end=0.02):

@@ -16,6 +16,7 @@ MASK32 = np.uint64(0xFFFFFFFF)
 
 # Values of the Purpose enum in src/core/rng.h that Python needs.
 PURPOSE_TEST = 8
+PURPOSE_BOUND = 9
 
 GOLDEN_SEED = 20200619
 # 1-D tensors (GroupNorm weights and all biases) are drawn around their usual init.
@@ -67,6 +68,19 @@ def philox_counters(purpose, sub_id, step, index, blocks):
     ctr[:, 2] = step
     ctr[:, 3] = (purpose << 24) | (sub_id & 0xFFFFFF)
     return ctr
+
+
+def normal_fill(n, seed, purpose, sub_id, step, index):
+    """rng.cpp's normal_fill: n N(0, 1) float32 draws of stream (purpose, sub_id, step,
+    index), two per Box-Muller pair of 32-bit words, computed in float64 as C++ does."""
+    blocks = (n + 3) // 4
+    r = philox4x32_10(philox_counters(purpose, sub_id, step, index, blocks), philox_key(seed)).astype(np.float64)
+    bits = np.floor(r / 256.0)  # >> 8: 24 random bits
+    u1 = (bits[:, 0::2] + 1.0) * (1.0 / 16777216.0)
+    u2 = bits[:, 1::2] * (1.0 / 16777216.0)
+    rad, th = np.sqrt(-2.0 * np.log(u1)), 6.283185307179586 * u2
+    z = np.stack([rad * np.cos(th), rad * np.sin(th)], axis=-1)  # [blocks, 2 pairs, (z0, z1)]
+    return z.reshape(-1)[:n].astype(np.float32)
 
 
 def fnv1a32(text):
