@@ -2,7 +2,15 @@
 //   ddpm_eval info (--config FILE | --checkpoint FILE)
 //   ddpm_eval eps --checkpoint FILE --in IN.h5 --out OUT.h5
 //   [mpirun ...] ddpm_eval bpd --checkpoint FILE --data DIR --out bpd.h5
+//   ddpm_eval rate-distortion bpd.h5 --out DIR
+#include <fcntl.h>
+#include <spawn.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cmath>
 
 #include <cstdio>
 #include <iostream>
@@ -19,6 +27,7 @@
 #include "core/weights_io.h"
 #include "dist/world.h"
 #include "eval/bpd.h"
+#include "eval/rate_distortion.h"
 #include "train/model_source.h"
 
 namespace ddpm {
@@ -29,7 +38,8 @@ constexpr const char* kUsage =
     "commands:\n"
     "  info    parameter count, tensor count and forward GMACs of a model\n"
     "  eps     the model's epsilon prediction for given x and t (to check a converted checkpoint)\n"
-    "  bpd     the variational bound in bits/dim per image of a dataset (the paper's NLL; runs under mpirun)\n\n"
+    "  bpd     the variational bound in bits/dim per image of a dataset (the paper's NLL; runs under mpirun)\n"
+    "  rate-distortion  the paper's Table 4 and Fig. 5 from bpd's output\n\n"
     "Run 'ddpm_eval COMMAND --help' for the options of a command.\n";
 
 int cmd_info(int argc, char** argv) {
@@ -191,6 +201,60 @@ int cmd_bpd(int argc, char** argv) {
   }
 }
 
+// Runs /usr/bin/python3 SCRIPT ARGS... with its stderr silenced (the caller reports a
+// failure in its own one line) and waits; false when it could not run or failed.
+bool run_python(const std::string& script, const std::vector<std::string>& args) {
+  std::vector<std::string> words{"/usr/bin/python3", script};
+  words.insert(words.end(), args.begin(), args.end());
+  std::vector<char*> argv;
+  for (std::string& w : words) argv.push_back(w.data());
+  argv.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = 0;
+  const int rc = posix_spawn(&pid, argv[0], &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) return false;
+  int status = 0;
+  while (waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) return false;
+  }
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+int cmd_rate_distortion(int argc, char** argv) {
+  Cli cli("ddpm_eval rate-distortion", "BPD.h5 --out DIR",
+          "The paper's progressive lossy compression (Table 4, Fig. 5) from the terms `ddpm_eval bpd` wrote: the "
+          "rate after each reverse step (the prior, then one KL term per step, bits/dim, mean over images) and the "
+          "distortion of x0 predicted there (RMSE on the [0, 255] scale: the mean of each image's and the RMSE of "
+          "the mean). Writes DIR/rate_distortion.csv (every t), DIR/table4.csv (the paper's rows) and "
+          "DIR/rate_distortion.png (Fig. 5, tools/plot_rate_distortion.py with python3-matplotlib).");
+  cli.option("out", "DIR", "output directory");
+  cli.flag("no-plot", "CSV files only");
+  cli.parse(argc, argv, 2);
+  if (cli.positional().size() != 1) input_error("give exactly one bpd.h5 (see --help)");
+  const std::string dir = cli.require("out");
+  const RateDistortion rd = rate_distortion(cli.positional()[0]);
+  write_rate_distortion_csv(rd, dir);
+  std::printf("%lld images, T = %d\nreverse steps  rate (bits/dim)  distortion (RMSE [0,255])\n",
+              static_cast<long long>(rd.images), rd.T);
+  for (int k = 10; k >= 1; --k) {
+    const RateDistortionPoint& p = rd.points[std::max(1, static_cast<int>(std::lround(rd.T * k / 10.0))) - 1];
+    std::printf("%13d  %15.5f  %25.5f\n", p.reverse_steps, p.rate_bpd, p.rmse_mean);
+  }
+  if (!cli.has("no-plot")) {
+    const std::string png = fs::join(dir, "rate_distortion.png");
+    if (!run_python(DDPM_TOOLS_DIR "/plot_rate_distortion.py", {fs::join(dir, "rate_distortion.csv"), png})) {
+      input_error(png, ": plotting failed (tools/plot_rate_distortion.py needs /usr/bin/python3 with "
+                       "python3-matplotlib); the CSV files are written; --no-plot skips the figure");
+    }
+  }
+  std::printf("wrote %s/{rate_distortion.csv,table4.csv%s}\n", dir.c_str(),
+              cli.has("no-plot") ? "" : ",rate_distortion.png");
+  return kExitOk;
+}
+
 }  // namespace
 }  // namespace ddpm
 
@@ -200,6 +264,7 @@ int main(int argc, char** argv) {
     if (cmd == "info") return ddpm::cmd_info(argc, argv);
     if (cmd == "eps") return ddpm::cmd_eps(argc, argv);
     if (cmd == "bpd") return ddpm::cmd_bpd(argc, argv);
+    if (cmd == "rate-distortion") return ddpm::cmd_rate_distortion(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << ddpm::kUsage;
       return 0;

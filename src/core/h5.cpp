@@ -304,6 +304,9 @@ void File::read_raw(const std::string& name, hid_t mem_type, void* out, int64_t 
 void File::read_f32(const std::string& name, float* out, int64_t n) const {
   read_raw(name, H5T_NATIVE_FLOAT, out, n, DType::kFloat32);
 }
+void File::read_f64(const std::string& name, double* out, int64_t n) const {
+  read_raw(name, H5T_NATIVE_DOUBLE, out, n, DType::kFloat64);
+}
 void File::read_i64(const std::string& name, int64_t* out, int64_t n) const {
   read_raw(name, H5T_NATIVE_INT64, out, n, DType::kInt64);
 }

@@ -99,6 +99,7 @@ class File {
   // Reads a whole dataset, converting integer types to the requested type where the
   // conversion is exact; dtype mismatches for float data are errors (caller decides).
   void read_f32(const std::string& name, float* out, int64_t n) const;
+  void read_f64(const std::string& name, double* out, int64_t n) const;
   void read_i64(const std::string& name, int64_t* out, int64_t n) const;
   void read_u8(const std::string& name, uint8_t* out, int64_t n) const;
 

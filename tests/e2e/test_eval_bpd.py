@@ -9,6 +9,8 @@ the reference calc_bpd_loop, and against itself over ranks and batch sizes.
 - 1 rank at batch 5 and 2, 2 ranks at batch 2, 4 ranks at batch 1: the same numbers.
 - An existing output is refused before any work, a dataset that does not fit the model
   too: exit 2, one line, nothing written.
+- `ddpm_eval rate-distortion` on that output: every row of its CSV against the rate and
+  distortion computed here from the arrays, Table 4's rows, the figure.
 
 usage: test_eval_bpd.py --ddpm-eval PATH --ddpm-prepare PATH --mpiexec PATH --workdir DIR
 """
@@ -128,6 +130,25 @@ def main():
     u.expect_one_line_error([args.ddpm_eval, "bpd", "--checkpoint", weights, "--data", gray, "--out", out],
                             [gray, "8x8x3", "16x16x3"], "a dataset of another size")
     u.check(not os.path.exists(out) and not os.path.exists(out + ".tmp"), "a refused run wrote its output")
+
+    # 4. Rate and distortion (Table 4, Fig. 5) from the same arrays.
+    rd = os.path.join(work, "rd")
+    u.expect_ok([args.ddpm_eval, "rate-distortion", first, "--out", rd])
+    rows = np.loadtxt(os.path.join(rd, "rate_distortion.csv"), delimiter=",", skiprows=1)
+    terms, mse = got["terms_bpd"], got["mse"]
+    for steps, t, rate, rmse, rmse_of_mean in rows:
+        t = int(t)
+        want_rate = (got["prior_bpd"] + terms[:, t + 1:].sum(axis=1)).mean()
+        u.check(steps == T - t and abs(rate - want_rate) < 2e-6, f"t {t}: rate {rate} vs {want_rate}")
+        u.check(abs(rmse - (127.5 * np.sqrt(mse[:, t])).mean()) < 2e-5, f"t {t}: distortion {rmse}")
+        u.check(abs(rmse_of_mean - 127.5 * np.sqrt(mse[:, t].mean())) < 2e-5, f"t {t}: rmse of mean {rmse_of_mean}")
+    u.check(len(rows) == T and rows[0][1] == T - 1 and rows[-1][1] == 0, f"rows for t {rows[0][1]}..{rows[-1][1]}")
+    table = np.loadtxt(os.path.join(rd, "table4.csv"), delimiter=",", skiprows=1)
+    u.check(list(table[:, 0]) == [T * k // 10 for k in range(10, 0, -1)], f"Table 4's steps: {table[:, 0]}")
+    u.check(os.path.getsize(os.path.join(rd, "rate_distortion.png")) > 10000, "the figure is missing or empty")
+    print(f"ok   rate-distortion: {len(rows)} rows match the arrays; table4.csv; rate_distortion.png")
+    u.expect_one_line_error([args.ddpm_eval, "rate-distortion", weights, "--out", rd], [weights, "prior_bpd"],
+                            "rate-distortion of a file that is not bpd output")
 
 
 if __name__ == "__main__":
