@@ -25,10 +25,22 @@ Sampler::Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerO
 
 Sampler::~Sampler() = default;
 
+// Snapshots are counted from the end, as the reference's progressive loop keeps them at
+// t ≡ 0 (mod K): the last step (t = 0 for ancestral sampling, the final sample's x̂₀)
+// always, then every K-th step before it.
 int Sampler::num_snapshots() const {
   if (options_.progressive_every <= 0) return 0;
   const int steps = static_cast<int>(timesteps_.size());
-  return (steps + options_.progressive_every - 1) / options_.progressive_every;
+  return (steps - 1) / options_.progressive_every + 1;
+}
+
+std::vector<int> Sampler::snapshot_timesteps() const {
+  std::vector<int> ts;
+  const int steps = static_cast<int>(timesteps_.size());
+  for (int k = 0; k < steps && options_.progressive_every > 0; ++k) {
+    if ((steps - 1 - k) % options_.progressive_every == 0) ts.push_back(timesteps_[k]);
+  }
+  return ts;
 }
 
 void Sampler::ensure_buffers(int n) {
@@ -77,8 +89,9 @@ void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, flo
       ops_.ddim_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noisy ? noise_.get() : nullptr,
                        t.data(), t_prev.data(), n, per_example_, options_.eta);
     }
-    if (progressive_host && k % options_.progressive_every == 0) {
-      const int snap = k / options_.progressive_every;
+    const int from_end = steps - 1 - k;
+    if (progressive_host && from_end % options_.progressive_every == 0) {
+      const int snap = num_snapshots() - 1 - from_end / options_.progressive_every;
       ops_.download(progressive_host->data() + static_cast<size_t>(snap) * n * per_example_, xstart_.get(),
                     n * per_example_);
     }

@@ -21,7 +21,7 @@ struct SamplerOptions {
   int steps = 0;                   // DDIM steps (0: every timestep); ancestral always runs T
   double eta = 0.0;                // DDIM noise (0: deterministic)
   uint64_t seed = 0;
-  int progressive_every = 0;       // keep x̂₀ every this many steps (0: off)
+  int progressive_every = 0;       // keep x̂₀ every this many steps, ending at the last (0: off)
 };
 
 // Called after each denoising step with (steps done, steps in all).
@@ -39,6 +39,9 @@ class Sampler {
   // The timesteps visited, in the order they are visited (T-1 down to 0 for ancestral).
   const std::vector<int>& timesteps() const { return timesteps_; }
   int num_snapshots() const;
+  // The timestep of each snapshot in sampling order: every K-th step counted back from
+  // the last, so for ancestral sampling every t ≡ 0 (mod K), down to t = 0.
+  std::vector<int> snapshot_timesteps() const;
 
   // Draws images first_index .. first_index + n - 1 with `weights` (the model's flat
   // layout) into out_host [n, R, R, C] (NHWC, [-1, 1]).

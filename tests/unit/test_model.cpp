@@ -5,10 +5,14 @@
 
 #include <cmath>
 
+#include "core/buffer.h"
 #include "core/config.h"
+#include "core/diffusion.h"
+#include "core/sampler.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/unet.h"
 #include "gradcheck.h"
+#include "reference_ops.h"
 
 using namespace ddpm;
 
@@ -241,4 +245,34 @@ BOOST_AUTO_TEST_CASE(recompute_gives_the_same_bits_in_less_memory) {
   BOOST_TEST(recomputed.arena_floats < kept.arena_floats);
   BOOST_TEST_MESSAGE("tiny config, batch 2: arena " << kept.arena_floats << " floats kept, "
                                                     << recomputed.arena_floats << " with recompute");
+}
+
+BOOST_AUTO_TEST_CASE(progressive_snapshots_keep_t_multiple_of_k_down_to_the_sample) {
+  // The reference keeps x̂₀ at t ≡ 0 (mod K) during ancestral sampling; the last
+  // snapshot (t = 0) is the final sample itself (at t = 0 the posterior mean is x̂₀).
+  ModelConfig cfg = shipped("tiny");
+  DiffusionConfig dc;
+  dc.num_timesteps = 100;
+  auto ops = make_cpu_ops();
+  UNet net(cfg);
+  const Diffusion diffusion(dc);
+  SamplerOptions so;
+  so.progressive_every = 10;
+  so.seed = 3;
+  Sampler sampler(net, *ops, diffusion, so);
+  const std::vector<int> want{90, 80, 70, 60, 50, 40, 30, 20, 10, 0};
+  BOOST_TEST(sampler.snapshot_timesteps() == want);
+  BOOST_TEST(sampler.num_snapshots() == 10);
+  ParamBuffer weights(*ops, net.layout().size());
+  HostFloats host = alloc_host_floats(net.layout().size());
+  init_params(net.layout(), host.get(), 5);
+  weights.load(host.get());
+  const int n = 2;
+  const int64_t img = int64_t{cfg.resolution} * cfg.resolution * cfg.in_channels;
+  std::vector<float> out(n * img), snaps;
+  sampler.sample(weights, 0, n, out.data(), &snaps);
+  BOOST_TEST_REQUIRE(snaps.size() == static_cast<size_t>(10 * n * img));
+  const std::vector<float> last(snaps.end() - n * img, snaps.end()), first(snaps.begin(), snaps.begin() + n * img);
+  BOOST_TEST(test::rel_error(last, std::vector<double>(out.begin(), out.end())) < 1e-6);
+  BOOST_TEST(test::rel_error(first, std::vector<double>(out.begin(), out.end())) > 1e-3);  // t = 90: far from it
 }
