@@ -3,6 +3,7 @@
 //   ddpm_eval eps --checkpoint FILE --in IN.h5 --out OUT.h5
 //   [mpirun ...] ddpm_eval bpd --checkpoint FILE --data DIR --out bpd.h5
 //   ddpm_eval rate-distortion bpd.h5 --out DIR
+//   ddpm_eval interpolate --checkpoint FILE --data DIR --pairs 0:1,2:3 --out DIR
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -27,6 +28,7 @@
 #include "core/weights_io.h"
 #include "dist/world.h"
 #include "eval/bpd.h"
+#include "eval/interpolate.h"
 #include "eval/rate_distortion.h"
 #include "train/model_source.h"
 
@@ -39,7 +41,8 @@ constexpr const char* kUsage =
     "  info    parameter count, tensor count and forward GMACs of a model\n"
     "  eps     the model's epsilon prediction for given x and t (to check a converted checkpoint)\n"
     "  bpd     the variational bound in bits/dim per image of a dataset (the paper's NLL; runs under mpirun)\n"
-    "  rate-distortion  the paper's Table 4 and Fig. 5 from bpd's output\n\n"
+    "  rate-distortion  the paper's Table 4 and Fig. 5 from bpd's output\n"
+    "  interpolate      the paper's Fig. 8: source images mixed in latent space at t and decoded\n\n"
     "Run 'ddpm_eval COMMAND --help' for the options of a command.\n";
 
 int cmd_info(int argc, char** argv) {
@@ -255,6 +258,31 @@ int cmd_rate_distortion(int argc, char** argv) {
   return kExitOk;
 }
 
+int cmd_interpolate(int argc, char** argv) {
+  Cli cli("ddpm_eval interpolate", "(--checkpoint FILE | --run-dir DIR) --data DIR --pairs I:J[,I:J...] --out DIR",
+          "The paper's interpolation (Fig. 8): images I and J of a prepared dataset are diffused to timestep t, "
+          "their latents mixed at lambda = 0, 1/(L-1), ..., 1 and each mix decoded by the reverse process from t, "
+          "with the same reverse noise for every lambda of a pair (so lambda = 0 and 1 reconstruct I and J). "
+          "Writes DIR/pair_I_J.png: I, the L decoded mixes, J.");
+  add_model_options(cli, ConfigOverrides::kDiffusionAndDevice);
+  cli.option("data", "DIR", "prepared dataset holding the source images");
+  cli.option("pairs", "I:J,...", "pairs of image indices in the dataset", "0:1");
+  cli.option("t", "T", "timestep of the latents (0-based; the paper's figures use 500)", "500");
+  cli.option("lambdas", "L", "mixing weights, evenly spaced from 0 to 1", "9");
+  cli.option("seed", "S", "seed of the encoding and reverse noise", "0");
+  cli.option("out", "DIR", "output directory");
+  cli.parse(argc, argv, 2);
+  InterpolationJob job;
+  job.data_dir = cli.require("data");
+  job.out_dir = cli.require("out");
+  job.pairs = parse_pairs(cli.get("pairs"));
+  job.t = static_cast<int>(cli.get_int("t"));
+  job.lambdas = static_cast<int>(cli.get_int("lambdas"));
+  job.seed = static_cast<uint64_t>(cli.get_int("seed"));
+  interpolate(load_model(cli, ConfigOverrides::kDiffusionAndDevice, "interpolation"), job);
+  return kExitOk;
+}
+
 }  // namespace
 }  // namespace ddpm
 
@@ -265,6 +293,7 @@ int main(int argc, char** argv) {
     if (cmd == "eps") return ddpm::cmd_eps(argc, argv);
     if (cmd == "bpd") return ddpm::cmd_bpd(argc, argv);
     if (cmd == "rate-distortion") return ddpm::cmd_rate_distortion(argc, argv);
+    if (cmd == "interpolate") return ddpm::cmd_interpolate(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << ddpm::kUsage;
       return 0;

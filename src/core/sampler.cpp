@@ -1,5 +1,7 @@
 #include "core/sampler.h"
 
+#include <algorithm>
+
 #include "core/common.h"
 
 namespace ddpm {
@@ -58,29 +60,53 @@ void Sampler::ensure_buffers(int n) {
 void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, float* out_host,
                      std::vector<float>* progressive_host, const SampleProgressFn& progress) {
   DDPM_CHECK(n > 0 && first_index >= 0 && first_index + n <= (int64_t{1} << 32), "sample range");
+  begin(weights, n);
+  const uint32_t first = static_cast<uint32_t>(first_index);
+  ops_.fill_normal(x_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
+  if (progressive_host) progressive_host->assign(static_cast<size_t>(num_snapshots()) * n * per_example_, 0.0f);
+  run_steps(weights, 0, n, StepNoise{first, false}, progressive_host, progress);
+  ops_.download(out_host, x_.get(), n * per_example_);
+}
+
+void Sampler::denoise_shared_noise(const ParamBuffer& weights, int t, uint32_t noise_index, int n, float* x_host) {
+  const auto at = std::find(timesteps_.begin(), timesteps_.end(), t);
+  if (at == timesteps_.end()) input_error("timestep ", t, " is not one the ", options_.kind, " sampler visits");
+  DDPM_CHECK(n > 0, "denoise: no items");
+  begin(weights, n);
+  ops_.upload(x_.get(), x_host, n * per_example_);
+  run_steps(weights, static_cast<int>(at - timesteps_.begin()), n, StepNoise{noise_index, true}, nullptr, nullptr);
+  ops_.download(x_host, x_.get(), n * per_example_);
+}
+
+void Sampler::begin(const ParamBuffer& weights, int n) {
   ensure_buffers(n);
   net_.prepare(ops_, n, PlanMode::kForwardOnly);
   // Every step's forward uses the same buffers and weights within this call: the
   // backend may record it once and replay it (CUDA graphs, see Ops::run_graph).
   ops_.drop_graphs();
-  const uint32_t first = static_cast<uint32_t>(first_index);
-  ops_.fill_normal(x_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
+}
+
+void Sampler::run_steps(const ParamBuffer& weights, int k_begin, int n, StepNoise step_noise,
+                        std::vector<float>* progressive_host, const SampleProgressFn& progress) {
   Pass ps;
   ps.ops = &ops_, ps.params = weights.get(), ps.version = weights.version(), ps.N = n;
   const int steps = static_cast<int>(timesteps_.size());
-  if (progressive_host) progressive_host->assign(static_cast<size_t>(num_snapshots()) * n * per_example_, 0.0f);
   std::vector<int> t(n), t_prev(n);
   std::vector<float> t_float(n);
-  for (int k = 0; k < steps; ++k) {
+  for (int k = k_begin; k < steps; ++k) {
     const int tk = timesteps_[k];
     std::fill(t.begin(), t.end(), tk);
     std::fill(t_float.begin(), t_float.end(), static_cast<float>(tk));
     ops_.upload(t_dev_.get(), t_float.data(), n);
     ops_.run_graph(0, [&] { net_.forward(ps, eps_.get(), x_.get(), t_dev_.get()); });
     const bool noisy = kind_ == Kind::kAncestral ? tk > 0 : (options_.eta > 0 && k + 1 < steps);
-    if (noisy) {
+    if (noisy && step_noise.shared) {  // one stream, copied to every item
+      ops_.fill_normal(noise_.get(), 1, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
+                       static_cast<uint32_t>(tk), step_noise.index);
+      for (int i = 1; i < n; ++i) ops_.copy(noise_.get() + i * per_example_, noise_.get(), per_example_);
+    } else if (noisy) {
       ops_.fill_normal(noise_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
-                       static_cast<uint32_t>(tk), first);
+                       static_cast<uint32_t>(tk), step_noise.index);
     }
     if (kind_ == Kind::kAncestral) {
       ops_.p_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noise_.get(), t.data(), n, per_example_);
@@ -97,7 +123,6 @@ void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, flo
     }
     if (progress) progress(k + 1, steps);
   }
-  ops_.download(out_host, x_.get(), n * per_example_);
 }
 
 }  // namespace ddpm

@@ -48,11 +48,26 @@ class Sampler {
   // progressive_host (nullable) receives num_snapshots() x [n, R, R, C] x̂₀ predictions.
   void sample(const ParamBuffer& weights, int64_t first_index, int n, float* out_host,
               std::vector<float>* progressive_host, const SampleProgressFn& progress = nullptr);
+  // The reverse process from x_t, every item at timestep t (one the sampler visits), to
+  // x_0: x_host [n, R, R, C] holds x_t on entry and the result on return. Every item's
+  // step noise is the one stream (seed, kSample, kSampleStepNoise, t, noise_index), so
+  // items that start alike end alike (interpolation: λ = 0 and 1 reconstruct the
+  // sources). InputError for a timestep the sampler does not visit.
+  void denoise_shared_noise(const ParamBuffer& weights, int t, uint32_t noise_index, int n, float* x_host);
 
  private:
   enum class Kind { kAncestral, kDdim };  // SamplerOptions::kind, parsed once
 
+  // Whose step noise: items index, index + 1, ... or, shared, all of them `index`.
+  struct StepNoise {
+    uint32_t index = 0;
+    bool shared = false;
+  };
   void ensure_buffers(int n);
+  void begin(const ParamBuffer& weights, int n);  // buffers, plan, no stale graphs
+  // Steps k_begin .. end from x_ (in place).
+  void run_steps(const ParamBuffer& weights, int k_begin, int n, StepNoise step_noise,
+                 std::vector<float>* progressive_host, const SampleProgressFn& progress);
 
   UNet& net_;
   Ops& ops_;
@@ -66,8 +81,10 @@ class Sampler {
 };
 
 // Global image index i's stream id for sampling noise: (seed, Purpose::kSample, sub_id,
-// step) with sub_id 1 for x_T and 0 for the noise of the step at timestep t (step = t).
+// step) with sub_id 1 for x_T and 0 for the noise of the step at timestep t (step = t);
+// sub_id 2 is the q-sample that encodes an interpolation's source (index: 2 pair + side).
 constexpr uint32_t kSampleInitialNoise = 1;
 constexpr uint32_t kSampleStepNoise = 0;
+constexpr uint32_t kSampleEncodeNoise = 2;
 
 }  // namespace ddpm

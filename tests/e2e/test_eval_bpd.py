@@ -11,6 +11,7 @@ the reference calc_bpd_loop, and against itself over ranks and batch sizes.
   too: exit 2, one line, nothing written.
 - `ddpm_eval rate-distortion` on that output: every row of its CSV against the rate and
   distortion computed here from the arrays, Table 4's rows, the figure.
+- `ddpm_eval interpolate` writes a row per pair; bad pairs: exit 2, one line.
 
 usage: test_eval_bpd.py --ddpm-eval PATH --ddpm-prepare PATH --mpiexec PATH --workdir DIR
 """
@@ -149,6 +150,17 @@ def main():
     print(f"ok   rate-distortion: {len(rows)} rows match the arrays; table4.csv; rate_distortion.png")
     u.expect_one_line_error([args.ddpm_eval, "rate-distortion", weights, "--out", rd], [weights, "prior_bpd"],
                             "rate-distortion of a file that is not bpd output")
+
+    # 5. Interpolation writes one row per pair: the sources around the decoded mixes.
+    interp = os.path.join(work, "interp")
+    base = [args.ddpm_eval, "interpolate", "--checkpoint", weights, "--data", data, "--set",
+            f"diffusion.num_timesteps={T}", "--t", "10", "--lambdas", "5", "--out", interp]
+    u.expect_ok(base + ["--pairs", "0:1,2:4"])
+    for name in ("pair_0_1.png", "pair_2_4.png"):
+        u.check(os.path.getsize(os.path.join(interp, name)) > 200, f"{name} is missing or empty")
+    print("ok   interpolate: pair_0_1.png, pair_2_4.png")
+    u.expect_one_line_error(base + ["--pairs", "0:9"], [data, "0:9"], "interpolation past the dataset")
+    u.expect_one_line_error(base + ["--pairs", "0-1"], ["--pairs", "0-1"], "a malformed pair")
 
 
 if __name__ == "__main__":

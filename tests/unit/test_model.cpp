@@ -6,6 +6,7 @@
 #include <cmath>
 
 #include "core/buffer.h"
+#include "core/common.h"
 #include "core/config.h"
 #include "core/diffusion.h"
 #include "core/sampler.h"
@@ -275,4 +276,38 @@ BOOST_AUTO_TEST_CASE(progressive_snapshots_keep_t_multiple_of_k_down_to_the_samp
   const std::vector<float> last(snaps.end() - n * img, snaps.end()), first(snaps.begin(), snaps.begin() + n * img);
   BOOST_TEST(test::rel_error(last, std::vector<double>(out.begin(), out.end())) < 1e-6);
   BOOST_TEST(test::rel_error(first, std::vector<double>(out.begin(), out.end())) > 1e-3);  // t = 90: far from it
+}
+
+BOOST_AUTO_TEST_CASE(denoising_with_shared_noise_treats_equal_items_alike) {
+  // Interpolation's decoder: every item of the batch gets the same reverse noise, so
+  // two equal latents decode to the same image, in any batch and alone.
+  ModelConfig cfg = shipped("tiny");
+  DiffusionConfig dc;
+  dc.num_timesteps = 50;
+  auto ops = make_cpu_ops();
+  UNet net(cfg);
+  const Diffusion diffusion(dc);
+  SamplerOptions so;
+  so.seed = 9;
+  Sampler sampler(net, *ops, diffusion, so);
+  ParamBuffer weights(*ops, net.layout().size());
+  HostFloats host = alloc_host_floats(net.layout().size());
+  init_params(net.layout(), host.get(), 6);
+  weights.load(host.get());
+  const int64_t img = int64_t{cfg.resolution} * cfg.resolution * cfg.in_channels;
+  const std::vector<float> a = test::random_vector(img, 21), b = test::random_vector(img, 22);
+  std::vector<float> batch;  // a, b, a
+  for (const auto* v : {&a, &b, &a}) batch.insert(batch.end(), v->begin(), v->end());
+  std::vector<float> alone(a);
+  sampler.denoise_shared_noise(weights, 30, 4, 3, batch.data());
+  sampler.denoise_shared_noise(weights, 30, 4, 1, alone.data());
+  const std::vector<float> first(batch.begin(), batch.begin() + img), second(batch.begin() + img, batch.begin() + 2 * img),
+      third(batch.begin() + 2 * img, batch.end());
+  BOOST_TEST(first == third);
+  BOOST_TEST(test::rel_error(alone, std::vector<double>(first.begin(), first.end())) < 1e-6);
+  BOOST_TEST(test::rel_error(second, std::vector<double>(first.begin(), first.end())) > 1e-3);
+  std::vector<float> other_noise(a);
+  sampler.denoise_shared_noise(weights, 30, 5, 1, other_noise.data());
+  BOOST_TEST(test::rel_error(other_noise, std::vector<double>(alone.begin(), alone.end())) > 1e-3);
+  BOOST_CHECK_THROW(sampler.denoise_shared_noise(weights, 50, 4, 1, alone.data()), InputError);
 }
