@@ -15,6 +15,7 @@
 #include "core/h5.h"
 #include "core/unet.h"
 #include "data/shard_reader.h"
+#include "eval/source_images.h"
 #include "dist/world.h"
 #include "train/model_source.h"
 
@@ -88,11 +89,7 @@ BpdSummary evaluate_bpd(World& world, const ModelSource& source, const BpdJob& j
   if (job.batch < 1 || job.batch > 65536) input_error("--batch must be in [1, 65536]");
   data::DatasetReader dataset(job.data_dir);
   const ModelConfig& mc = source.config.model;
-  const data::ImageShape shape = dataset.shape();
-  if (shape.height != mc.resolution || shape.width != mc.resolution || shape.channels != mc.in_channels) {
-    input_error(job.data_dir, ": images are ", shape.height, "x", shape.width, "x", shape.channels, " but the model (",
-                source.path, ") takes ", mc.resolution, "x", mc.resolution, "x", mc.in_channels);
-  }
+  require_model_shape(dataset, job.data_dir, source);
   if (mc.out_ch != mc.in_channels) input_error(source.path, ": the bound needs a model with out_ch = in_channels");
   const int64_t num = job.num > 0 ? job.num : dataset.count();
   if (num > dataset.count()) {

@@ -11,6 +11,7 @@
 #include "core/sampler.h"
 #include "core/unet.h"
 #include "data/shard_reader.h"
+#include "eval/source_images.h"
 #include "train/image_out.h"
 #include "train/model_source.h"
 
@@ -39,11 +40,7 @@ std::vector<std::pair<int64_t, int64_t>> parse_pairs(const std::string& text) {
 void interpolate(const ModelSource& source, const InterpolationJob& job) {
   data::DatasetReader dataset(job.data_dir);
   const ModelConfig& mc = source.config.model;
-  const data::ImageShape shape = dataset.shape();
-  if (shape.height != mc.resolution || shape.width != mc.resolution || shape.channels != mc.in_channels) {
-    input_error(job.data_dir, ": images are ", shape.height, "x", shape.width, "x", shape.channels, " but the model (",
-                source.path, ") takes ", mc.resolution, "x", mc.resolution, "x", mc.in_channels);
-  }
+  require_model_shape(dataset, job.data_dir, source);
   const Diffusion diffusion(source.config.diffusion);
   if (job.t < 0 || job.t >= diffusion.num_timesteps()) {
     input_error("--t ", job.t, " is outside [0, ", diffusion.num_timesteps(), ")");

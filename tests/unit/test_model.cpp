@@ -4,6 +4,7 @@
 #include <boost/test/unit_test.hpp>
 
 #include <cmath>
+#include <memory>
 
 #include "core/buffer.h"
 #include "core/common.h"
@@ -248,28 +249,48 @@ BOOST_AUTO_TEST_CASE(recompute_gives_the_same_bits_in_less_memory) {
                                                     << recomputed.arena_floats << " with recompute");
 }
 
+namespace {
+
+// The tiny model with initial weights, a T-step process and an ancestral sampler.
+struct TinySampler {
+  TinySampler(int T, const SamplerOptions& options, uint64_t weight_seed)
+      : cfg(shipped("tiny")), ops(make_cpu_ops()), net(cfg), diffusion(config_with_steps(T)),
+        sampler(net, *ops, diffusion, options), weights(*ops, net.layout().size()),
+        img(int64_t{cfg.resolution} * cfg.resolution * cfg.in_channels) {
+    HostFloats host = alloc_host_floats(net.layout().size());
+    init_params(net.layout(), host.get(), weight_seed);
+    weights.load(host.get());
+  }
+  static DiffusionConfig config_with_steps(int T) {
+    DiffusionConfig dc;
+    dc.num_timesteps = T;
+    return dc;
+  }
+  ModelConfig cfg;
+  std::unique_ptr<Ops> ops;
+  UNet net;
+  Diffusion diffusion;
+  Sampler sampler;
+  ParamBuffer weights;
+  int64_t img;
+};
+
+}  // namespace
+
 BOOST_AUTO_TEST_CASE(progressive_snapshots_keep_t_multiple_of_k_down_to_the_sample) {
   // The reference keeps x̂₀ at t ≡ 0 (mod K) during ancestral sampling; the last
   // snapshot (t = 0) is the final sample itself (at t = 0 the posterior mean is x̂₀).
-  ModelConfig cfg = shipped("tiny");
-  DiffusionConfig dc;
-  dc.num_timesteps = 100;
-  auto ops = make_cpu_ops();
-  UNet net(cfg);
-  const Diffusion diffusion(dc);
   SamplerOptions so;
   so.progressive_every = 10;
   so.seed = 3;
-  Sampler sampler(net, *ops, diffusion, so);
+  TinySampler tiny(100, so, 5);
+  Sampler& sampler = tiny.sampler;
   const std::vector<int> want{90, 80, 70, 60, 50, 40, 30, 20, 10, 0};
   BOOST_TEST(sampler.snapshot_timesteps() == want);
   BOOST_TEST(sampler.num_snapshots() == 10);
-  ParamBuffer weights(*ops, net.layout().size());
-  HostFloats host = alloc_host_floats(net.layout().size());
-  init_params(net.layout(), host.get(), 5);
-  weights.load(host.get());
+  const ParamBuffer& weights = tiny.weights;
   const int n = 2;
-  const int64_t img = int64_t{cfg.resolution} * cfg.resolution * cfg.in_channels;
+  const int64_t img = tiny.img;
   std::vector<float> out(n * img), snaps;
   sampler.sample(weights, 0, n, out.data(), &snaps);
   BOOST_TEST_REQUIRE(snaps.size() == static_cast<size_t>(10 * n * img));
@@ -281,20 +302,12 @@ BOOST_AUTO_TEST_CASE(progressive_snapshots_keep_t_multiple_of_k_down_to_the_samp
 BOOST_AUTO_TEST_CASE(denoising_with_shared_noise_treats_equal_items_alike) {
   // Interpolation's decoder: every item of the batch gets the same reverse noise, so
   // two equal latents decode to the same image, in any batch and alone.
-  ModelConfig cfg = shipped("tiny");
-  DiffusionConfig dc;
-  dc.num_timesteps = 50;
-  auto ops = make_cpu_ops();
-  UNet net(cfg);
-  const Diffusion diffusion(dc);
   SamplerOptions so;
   so.seed = 9;
-  Sampler sampler(net, *ops, diffusion, so);
-  ParamBuffer weights(*ops, net.layout().size());
-  HostFloats host = alloc_host_floats(net.layout().size());
-  init_params(net.layout(), host.get(), 6);
-  weights.load(host.get());
-  const int64_t img = int64_t{cfg.resolution} * cfg.resolution * cfg.in_channels;
+  TinySampler tiny(50, so, 6);
+  Sampler& sampler = tiny.sampler;
+  const ParamBuffer& weights = tiny.weights;
+  const int64_t img = tiny.img;
   const std::vector<float> a = test::random_vector(img, 21), b = test::random_vector(img, 22);
   std::vector<float> batch;  // a, b, a
   for (const auto* v : {&a, &b, &a}) batch.insert(batch.end(), v->begin(), v->end());
