@@ -59,7 +59,7 @@ void write_archive(const std::string& path, std::FILE* out,
   ZipWriter zip(path, out);
   std::set<std::string> names;
   for (const auto& [name, view] : arrays) {
-    DDPM_CHECK(!name.empty() && names.insert(name).second, "npz array name '", name, "' empty or repeated");
+    if (name.empty() || !names.insert(name).second) input_error(path, ": array name '", name, "' is empty or repeated");
     const int64_t n = checked_numel(view.shape, cat(path, ": array '", name, "'"));
     const std::string header = format_npy_header(view.dtype, view.shape);
     const uint64_t data_bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(dtype_bytes(view.dtype));
@@ -108,7 +108,13 @@ int64_t NpyRowReader::read(int64_t max_rows, void* out) {
   return n;
 }
 
-NpzReader::NpzReader(const std::string& path) : zip_(path) {}
+NpzReader::NpzReader(const std::string& path) : zip_(path) {
+  // Members "x" and "x.npy" would both be array x (np.load would show one of them).
+  std::set<std::string> seen;
+  for (const std::string& name : names()) {
+    if (!seen.insert(name).second) input_error(path, ": two members hold array ", printable_name(name));
+  }
+}
 
 std::vector<std::string> NpzReader::names() const {
   std::vector<std::string> out;

@@ -473,7 +473,7 @@ void ZipWriter::write(const void* data, uint64_t n) {
 }
 
 void ZipWriter::add(const std::string& name, const std::vector<std::pair<const void*, uint64_t>>& parts) {
-  DDPM_CHECK(!name.empty() && name.size() <= kSaturated16, "zip member name of ", name.size(), " bytes");
+  if (name.empty() || name.size() > kSaturated16) input_error(path_, ": a member name of ", name.size(), " bytes");
   ZipMember m;
   m.name = name;
   m.header_offset = offset_;

@@ -45,6 +45,8 @@ def plain_arrays(rng):
         "special64": np.array([np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308, -1.0]),
         "special32": np.array([np.nan, np.inf, -np.inf, -0.0, 1e-45, 3.4028235e38], dtype="<f4"),
         "rank5": rng.standard_normal((2, 1, 3, 1, 2)).astype("<f4"),
+        **{f"ints_{t[1:]}": np.array([np.iinfo(t).min, -1 if t[1] == "i" else 1, 0, np.iinfo(t).max], dtype=t)
+           for t in ("|i1", "<u2", "<i2", "<u4", "<i4", "<u8")},
     }
 
 
@@ -190,6 +192,8 @@ def hostile_cases(out):
         "bomb.npz": (patched(squeezed, first_z + 24, "<I", 0xFFFFFFF0), "more than deflate can give"),
         "short-deflate.npz": (patched(squeezed, first_z + 20, "<I", 10), "deflate data ends early"),
         "duplicate.npz": (duplicate_members(npy_bytes(header % "(1,)", b"\0" * 8)), "appears twice"),
+        "same-array.npz": (zip_of([("a", npy_bytes(header % "(1,)", b"\0" * 8)),
+                                   ("a.npy", npy_bytes(header % "(1,)", b"\0" * 8))]), "two members hold array 'a'"),
         "magic.npz": (zip_of([("a.npy", b"hello, not npy")]), "not an npy array"),
         "fortran.npz": (npz_bytes(a=np.asfortranarray(a)), "Fortran"),
         "big-endian.npz": (npz_bytes(a=np.arange(3, dtype=">f8")), "big-endian"),
