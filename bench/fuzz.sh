@@ -15,7 +15,7 @@ cd "$(dirname "$0")/.."
 source launch/deps.sh
 build=${DDPM_FUZZ_BUILD:-build-fuzz}
 jobs=${DDPM_FUZZ_JOBS:-$(env -u OMP_NUM_THREADS -u OMP_THREAD_LIMIT nproc)}
-targets_all=(fuzz_config fuzz_manifest fuzz_shard fuzz_checkpoint fuzz_decode fuzz_cifar10 fuzz_mnist fuzz_lsun)
+targets_all=(fuzz_config fuzz_manifest fuzz_shard fuzz_checkpoint fuzz_decode fuzz_cifar10 fuzz_mnist fuzz_lsun fuzz_npz)
 
 ddpm_ensure_packages --with-tests || exit 1
 CC=clang-14 CXX=clang++-14 ddpm_configure "$build" -DDDPM_CUDA=OFF -DDDPM_BUILD_BENCH=OFF \

@@ -36,7 +36,7 @@ DEPS_DEBS=(
   libhwloc15 libpmix2 libfabric1 libucx0 libibverbs1 librdmacm1 libnl-3-200 libnl-route-3-200 libpsm2-2
   libpsm-infinipath1 libnuma1 libmunge2 libpciaccess0 libxnvctrl0 libltdl7
   libpng-dev libpng16-16 libjpeg-dev libjpeg62-turbo-dev libjpeg62-turbo libwebp-dev libwebp7 libwebpdemux2
-  libwebpmux3 liblmdb-dev liblmdb0 zlib1g-dev pkgconf pkgconf-bin libpkgconf3
+  libwebpmux3 liblmdb-dev liblmdb0 zlib1g-dev libeigen3-dev pkgconf pkgconf-bin libpkgconf3
 )
 if [ "${1:-}" = "--fetch-deps" ]; then
   mkdir -p .gpudeps

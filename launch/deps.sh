@@ -8,14 +8,15 @@ DDPM_PACKAGES=(
   build-essential cmake ninja-build pkg-config git ca-certificates
   libdnnl-dev ocl-icd-opencl-dev libhdf5-dev libyaml-cpp-dev libboost-test-dev
   libopenmpi-dev openmpi-bin
-  libpng-dev libjpeg-dev libwebp-dev liblmdb-dev zlib1g-dev
+  libpng-dev libjpeg-dev libwebp-dev liblmdb-dev zlib1g-dev libeigen3-dev
   python3
 )
 # What the tests and benchmarks add: the PyTorch reference (Debian's python3-torch,
-# run as /usr/bin/python3) and OpenBLAS, without which torch falls back to the slow
-# reference BLAS; matplotlib draws `ddpm_eval rate-distortion`'s figure.
-DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread libfaketime
-                    python3-matplotlib)
+# run as /usr/bin/python3), SciPy for the evaluation's references (scipy.linalg.sqrtm),
+# OpenBLAS, without which torch falls back to the slow reference BLAS, and matplotlib,
+# which draws `ddpm_eval rate-distortion`'s figure.
+DDPM_TEST_PACKAGES=(python3-numpy python3-scipy python3-h5py python3-yaml python3-torch libopenblas0-pthread
+                    libfaketime python3-matplotlib)
 # The sanitizer and fuzzing build of the tests (clang with ASan/UBSan/TSan and
 # libFuzzer, clang's OpenMP runtime): docs/testing.md.
 DDPM_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libomp-14-dev)

@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -64,6 +65,24 @@ void commit(const std::string& tmp, const std::string& final_path) {
   fsync_path(tmp);
   if (rename(tmp.c_str(), final_path.c_str()) != 0) {
     input_error(final_path, ": cannot rename ", tmp, " into place (", std::strerror(errno), ")");
+  }
+  fsync_path(dirname(final_path));
+}
+
+void commit_new(const std::string& tmp, const std::string& final_path) {
+  fsync_path(tmp);
+  // renameat2's RENAME_NOREPLACE checks and renames in one step; where the file system
+  // lacks it, link() fails on an existing name just as atomically.
+  int rc = renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE);
+  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
+    rc = link(tmp.c_str(), final_path.c_str());
+    if (rc == 0) unlink(tmp.c_str());
+  }
+  if (rc != 0) {
+    const int err = errno;
+    unlink(tmp.c_str());
+    if (err == EEXIST) input_error(final_path, ": exists (refusing to overwrite it)");
+    input_error(final_path, ": cannot move ", tmp, " into place (", std::strerror(err), ")");
   }
   fsync_path(dirname(final_path));
 }

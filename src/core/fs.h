@@ -17,6 +17,9 @@ void make_dirs(const std::string& path);
 void fsync_path(const std::string& path);
 // fsync(tmp); rename(tmp, final); fsync(dirname(final)).
 void commit(const std::string& tmp, const std::string& final_path);
+// commit() that never replaces: if final_path exists (even when it appeared while tmp
+// was written), tmp is removed and an InputError says so.
+void commit_new(const std::string& tmp, const std::string& final_path);
 // Writes `content` to path through path.tmp and commit().
 void write_text_atomic(const std::string& path, const std::string& content);
 std::string read_text(const std::string& path);

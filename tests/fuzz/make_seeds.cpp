@@ -10,6 +10,8 @@
 #include "core/fs.h"
 #include "core/unet.h"
 #include "core/weights_io.h"
+#include "eval/frechet.h"
+#include "eval/npz.h"
 #include "fixtures.h"
 #include "fuzz_util.h"
 #include "train/checkpoint.h"
@@ -133,6 +135,25 @@ void importer_seeds(const std::string& out, const ddpm::testing::TempDir& tmp) {
   put(out, "fuzz_lsun", "data.mdb", file_bytes(tmp / "lsun/data.mdb"));
 }
 
+// .npz files as ddpm writes them (numpy's own, compressed and with zip64 records and
+// data descriptors, are committed beside them as numpy-*.npz).
+void npz_seeds(const std::string& out, const ddpm::testing::TempDir& tmp) {
+  const std::vector<double> matrix = {0.5, -1.25, 3.0, 1e-300, -0.0, 7.0};
+  const std::vector<float> vector = {1.5f, -2.0f, 0.25f};
+  const std::vector<uint8_t> images = {0, 1, 2, 3, 250, 251, 252, 253, 128, 64, 32, 16};
+  eval::write_npz(tmp / "arrays.npz", {{"matrix", eval::NpyView::of(matrix, {2, 3})},
+                                       {"vector", eval::NpyView::of(vector, {3})},
+                                       {"images", eval::NpyView::of(images, {2, 2, 1, 3})},
+                                       {"scalar", eval::NpyView::of(std::vector<double>{2.5}, {})}});
+  put(out, "fuzz_npz", "arrays.npz", file_bytes(tmp / "arrays.npz"));
+  eval::FeatureStats stats;
+  stats.dim = 2;
+  stats.mu = {0.5, -0.5};
+  stats.sigma = {2.0, 0.5, 0.5, 1.0};
+  eval::write_fid_stats(tmp / "stats.npz", stats);
+  put(out, "fuzz_npz", "stats.npz", file_bytes(tmp / "stats.npz"));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -147,6 +168,7 @@ int main(int argc, char** argv) {
   checkpoint_seeds(out, tmp);
   decode_seeds(out);
   importer_seeds(out, tmp);
+  npz_seeds(out, tmp);
   std::printf("seeds written to %s\n", out.c_str());
   return 0;
 }

@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <sstream>
+#include <utility>
 
 #include "core/common.h"
 #include "core/config.h"
@@ -81,6 +82,17 @@ BOOST_AUTO_TEST_CASE(every_shipped_config_parses) {
     BOOST_TEST_CONTEXT(name) {
       const std::string path = std::string(DDPM_SOURCE_DIR) + "/configs/" + name + ".yaml";
       BOOST_CHECK_NO_THROW(load_config(path));
+    }
+  }
+}
+
+// As the reference's commands train them (scripts/run_lsun.py): LSUN cat with
+// --randflip 0, church and bedroom with its default, flips on.
+BOOST_AUTO_TEST_CASE(lsun_configs_flip_as_the_reference_commands) {
+  for (const auto& [name, flips] : {std::pair<const char*, bool>{"lsun_cat256", false}, {"lsun_church256", true},
+                                    {"lsun_bedroom256", true}, {"lsun_bedroom256_large", true}}) {
+    BOOST_TEST_CONTEXT(name) {
+      BOOST_TEST(load_config(std::string(DDPM_SOURCE_DIR) + "/configs/" + name + ".yaml").data.random_flip == flips);
     }
   }
 }

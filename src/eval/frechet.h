@@ -1,0 +1,59 @@
+// Feature statistics and the Fréchet distance between them (FID when the features are
+// Inception pool features; Heusel et al. 2017, as TTUR and pytorch-fid compute it):
+//   d² = |mu1 − mu2|² + tr(S1) + tr(S2) − 2 tr(sqrt(S1^½ S2 S1^½)).
+// pytorch-fid takes scipy's sqrtm of S1·S2, which has the same trace; here both square
+// roots come from symmetric eigendecompositions (Eigen), with eigenvalues that rounding
+// made negative clamped to 0, so the result is finite when N < D makes S1 or S2 singular.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "eval/features.h"
+#include "eval/npz.h"
+
+namespace ddpm::eval {
+
+// Mean and covariance of feature vectors, as numpy's mean(axis=0) and
+// cov(rowvar=False) (divisor N − 1) give them in float64.
+struct FeatureStats {
+  int64_t dim = 0;
+  std::vector<double> mu;     // [D]
+  std::vector<double> sigma;  // [D, D], row-major, symmetric
+};
+
+// Accumulates the statistics batch by batch in double (Chan, Golub and LeVeque's
+// pairwise update of the mean and the centred scatter matrix), so features of any
+// number of images can be streamed through it and batch boundaries only change rounding.
+class FeatureStatsAccumulator {
+ public:
+  explicit FeatureStatsAccumulator(int64_t dim);
+
+  // rows.dim must be the accumulator's dim; the values must be finite.
+  void add(FeatureRows rows);
+  int64_t count() const { return count_; }
+  // Needs at least two feature vectors (an InputError otherwise).
+  FeatureStats stats() const;
+
+ private:
+  void add_block(FeatureRows rows);
+
+  int64_t dim_, count_ = 0;
+  std::vector<double> mean_;
+  std::vector<double> scatter_;  // sum of (x − mean)(x − mean)ᵀ, lower triangle, [D, D]
+};
+
+FeatureStats feature_stats(FeatureRows rows);
+
+// The squared Fréchet distance. An InputError if the dimensions differ or a value is
+// not finite.
+double frechet_distance(const FeatureStats& a, const FeatureStats& b);
+
+// Statistics files as pytorch-fid writes them (np.savez_compressed(path, mu=, sigma=)):
+// `mu` [D] and `sigma` [D, D], float64 (float32 is read too). Written uncompressed, in
+// float64, through a temporary file; an existing file is refused unless replaced.
+FeatureStats read_fid_stats(const std::string& path);
+void write_fid_stats(const std::string& path, const FeatureStats& stats, Overwrite overwrite = Overwrite::kRefuse);
+
+}  // namespace ddpm::eval

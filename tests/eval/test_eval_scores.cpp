@@ -1,0 +1,102 @@
+// The Inception Score against improved-gan's formula in numpy (logits through a float64
+// softmax, and probabilities), and precision/recall against guided-diffusion's
+// definitions in numpy (k = 3 radii, squared distances, ≤), on data that
+// make_eval_reference.py wrote.
+#define BOOST_TEST_MODULE eval_scores
+#include <boost/test/unit_test.hpp>
+
+#include <cmath>
+#include <limits>
+
+#include "core/common.h"
+#include "eval/inception_score.h"
+#include "eval/precision_recall.h"
+#include "eval_test_util.h"
+
+using namespace ddpm;
+using namespace ddpm::eval;
+using ddpm::testing::input_error_of;
+using ddpm::testing::reference_path;
+
+namespace {
+
+FeatureMatrix scores_input(const std::string& file, const std::string& name) {
+  return read_features(NpzReader(reference_path("scores", file)), name);
+}
+
+std::vector<double> expected(const std::string& name) {
+  return NpzReader(reference_path("scores", "expected.npz")).read(name).to_doubles();
+}
+
+double relative(double a, double b) { return std::abs(a - b) / std::abs(b); }
+
+void check_score(const InceptionScore& score, const std::string& name) {
+  BOOST_TEST_MESSAGE(name << ": " << score.mean << " ± " << score.std << ", numpy " << expected("is_" + name + "_mean")[0]
+                          << " ± " << expected("is_" + name + "_std")[0]);
+  BOOST_TEST(relative(score.mean, expected("is_" + name + "_mean")[0]) < 1e-10);
+  BOOST_TEST(relative(score.std, expected("is_" + name + "_std")[0]) < 1e-8);
+  const std::vector<double> splits = expected("is_" + name + "_splits");
+  BOOST_REQUIRE_EQUAL(score.split_scores.size(), splits.size());
+  for (size_t i = 0; i < splits.size(); ++i) BOOST_TEST(relative(score.split_scores[i], splits[i]) < 1e-10);
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(inception_score_of_logits_matches_numpy) {
+  // 1003 rows: the ten splits are not all the same size (i·N/10 boundaries).
+  const FeatureMatrix logits = scores_input("logits.npz", "logits");
+  BOOST_REQUIRE_EQUAL(logits.count, 1003);
+  check_score(inception_score_from_logits(logits.rows()), "logits");
+}
+
+BOOST_AUTO_TEST_CASE(inception_score_of_probabilities_matches_numpy) {
+  const FeatureMatrix p = scores_input("probabilities.npz", "probabilities");
+  check_score(inception_score_from_probabilities(p.rows(), 7), "probabilities");
+}
+
+BOOST_AUTO_TEST_CASE(inception_score_refuses_what_it_cannot_score) {
+  const std::vector<float> two_rows = {0.5f, 0.5f, 0.25f, 0.75f};
+  BOOST_TEST(input_error_of([&] { inception_score_from_probabilities({two_rows.data(), 2, 2}, 10); })
+                 .find("2 probabilities for 10 split(s)") != std::string::npos);
+  const std::vector<float> unnormalised = {0.5f, 0.6f, 0.25f, 0.75f}, negative = {1.5f, -0.5f, 0.25f, 0.75f};
+  BOOST_TEST(input_error_of([&] { inception_score_from_probabilities({unnormalised.data(), 2, 2}, 1); })
+                 .find("row 0 sums to 1.1") != std::string::npos);
+  BOOST_TEST(input_error_of([&] { inception_score_from_probabilities({negative.data(), 2, 2}, 1); })
+                 .find("negative") != std::string::npos);
+  const std::vector<float> nan_logits = {1.0f, std::numeric_limits<float>::quiet_NaN(), 0.0f, 0.0f};
+  BOOST_TEST(input_error_of([&] { inception_score_from_logits({nan_logits.data(), 2, 2}, 1); }).find("NaN") !=
+             std::string::npos);
+  // One sure class per row, the classes spread evenly: the score is the class count.
+  const std::vector<float> sure = {30, 0, 0, 0, 30, 0, 0, 0, 30};
+  const InceptionScore three = inception_score_from_logits({sure.data(), 3, 3}, 1);
+  BOOST_TEST(std::abs(three.mean - 3.0) < 1e-9);
+  BOOST_TEST(three.std == 0.0);
+}
+
+BOOST_AUTO_TEST_CASE(radii_and_precision_recall_match_numpy) {
+  const NpzReader npz(reference_path("scores", "pr.npz"));
+  const FeatureMatrix reference = read_features(npz, "reference"), samples = read_features(npz, "samples");
+  BOOST_REQUIRE_GT(reference.count, 1024);  // more than one block of rows
+  const std::vector<double> radii = manifold_radii(reference.rows()), numpy_radii = expected("radii_reference");
+  BOOST_REQUIRE_EQUAL(radii.size(), numpy_radii.size());
+  double worst = 0;
+  for (size_t i = 0; i < radii.size(); ++i) worst = std::max(worst, relative(radii[i], numpy_radii[i]));
+  BOOST_TEST_MESSAGE("radii: worst relative difference " << worst);
+  BOOST_TEST(worst < 1e-10);
+  const PrecisionRecall pr = precision_recall(reference.rows(), samples.rows());
+  BOOST_TEST_MESSAGE("precision " << pr.precision << ", recall " << pr.recall);
+  BOOST_TEST(pr.precision == expected("precision")[0]);
+  BOOST_TEST(pr.recall == expected("recall")[0]);
+  // Against itself, every point lies in its own ball.
+  const PrecisionRecall self = precision_recall(samples.rows(), samples.rows());
+  BOOST_TEST(self.precision == 1.0);
+  BOOST_TEST(self.recall == 1.0);
+}
+
+BOOST_AUTO_TEST_CASE(precision_recall_refuses_what_it_cannot_measure) {
+  const std::vector<float> three(3 * 2, 1.0f), four(4 * 3, 1.0f);
+  BOOST_TEST(input_error_of([&] { manifold_radii({three.data(), 3, 2}); }).find("need at least 4") != std::string::npos);
+  BOOST_TEST(input_error_of([&] { precision_recall({four.data(), 4, 3}, {four.data(), 6, 2}); }).find("size 3") !=
+             std::string::npos);
+  BOOST_TEST(input_error_of([&] { manifold_radii({four.data(), 4, 3}, 0); }).find("k = 0") != std::string::npos);
+}
