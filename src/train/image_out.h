@@ -20,6 +20,7 @@ std::vector<uint8_t> make_grid(const uint8_t* images, int n, int H, int W, int C
 void write_png(const std::string& path, const uint8_t* image, int H, int W, int C);
 // The n images as one PNG grid of ceil(sqrt(n)) columns, 2 pixels apart.
 void write_grid_png(const std::string& path, const uint8_t* images, int n, int H, int W, int C);
+// samples.npz: the images as arr_0, uint8 [n, H, W, C] (eval/npz.h writes it).
 void write_npz(const std::string& path, const uint8_t* images, int n, int H, int W, int C);
 
 }  // namespace ddpm

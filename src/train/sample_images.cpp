@@ -12,6 +12,7 @@
 #include "core/common.h"
 #include "core/fs.h"
 #include "dist/world.h"
+#include "eval/npz.h"
 #include "train/image_out.h"
 #include "train/model_source.h"
 
@@ -19,15 +20,15 @@ namespace ddpm {
 namespace {
 
 // Rows: the first images; columns: x̂₀ predicted along the chain, then the sample.
-// snapshots: num_snapshots x [batch, img] of the first batch; samples: [rows, img] bytes.
-void write_progressive_png(const std::string& path, const std::vector<float>& snapshots, int num_snapshots,
-                           int batch, const uint8_t* samples, int rows, int R, int C) {
+// snapshots: [num_snapshots, num, img] bytes; samples: [num, img] bytes.
+void write_progressive_png(const std::string& path, const std::vector<uint8_t>& snapshots, int num_snapshots,
+                           int64_t num, const uint8_t* samples, int rows, int R, int C) {
   const int64_t img = int64_t{R} * R * C;
   std::vector<uint8_t> tiles;
   for (int r = 0; r < rows; ++r) {
     for (int s = 0; s < num_snapshots; ++s) {
-      const auto b = to_uint8(snapshots.data() + (static_cast<int64_t>(s) * batch + r) * img, img);
-      tiles.insert(tiles.end(), b.begin(), b.end());
+      const uint8_t* b = snapshots.data() + (s * num + r) * img;
+      tiles.insert(tiles.end(), b, b + img);
     }
     tiles.insert(tiles.end(), samples + r * img, samples + (r + 1) * img);
   }
@@ -66,13 +67,16 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
   const int R = mc.resolution, C = mc.in_channels;
   const int64_t img = int64_t{R} * R * C;
   std::vector<uint8_t> my_bytes(static_cast<size_t>(per_rank * img), 0);
-  std::vector<float> x, prog, first_prog;
+  // x̂₀ snapshots of this rank's images as bytes, [S, per_rank, img] (progressive.npz).
+  const int S = progressive ? sampler.num_snapshots() : 0;
+  std::vector<uint8_t> my_snapshots(static_cast<size_t>(S * per_rank * img), 0);
+  std::vector<float> x, prog;
   const bool tty = isatty(STDERR_FILENO);
   const double t0 = now_seconds();
   for (int64_t done = 0; done < mine; done += batch) {
     const int n = static_cast<int>(std::min<int64_t>(batch, mine - done));
     x.resize(static_cast<size_t>(n * img));
-    sampler.sample(weights, first + done, n, x.data(), progressive && done == 0 ? &prog : nullptr,
+    sampler.sample(weights, first + done, n, x.data(), progressive ? &prog : nullptr,
                    [&](int k, int steps) {
                      if (!world.is_root() || (!tty && k != steps)) return;
                      std::fprintf(stderr, "%s  images %lld-%lld of %lld (rank 0): step %d/%d, %.1f s%s",
@@ -80,7 +84,10 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
                                   static_cast<long long>(done + n), static_cast<long long>(mine), k, steps,
                                   now_seconds() - t0, tty ? "" : "\n");
                    });
-    if (done == 0 && progressive) first_prog = prog;
+    for (int snap = 0; snap < S; ++snap) {
+      const std::vector<uint8_t> b = to_uint8(prog.data() + static_cast<int64_t>(snap) * n * img, n * img);
+      std::copy(b.begin(), b.end(), my_snapshots.begin() + (snap * per_rank + done) * img);
+    }
     const std::vector<uint8_t> bytes = to_uint8(x.data(), n * img);
     std::copy(bytes.begin(), bytes.end(), my_bytes.begin() + done * img);
     if (job.write_pngs) {
@@ -94,17 +101,32 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
   if (world.is_root() && tty) std::fprintf(stderr, "\n");
   std::vector<uint8_t> all(world.is_root() ? static_cast<size_t>(per_rank * W * img) : 0);
   world.gather(all.data(), my_bytes.data(), per_rank * img);
+  std::vector<uint8_t> gathered(world.is_root() ? static_cast<size_t>(S * per_rank * W * img) : 0);
+  if (S > 0) world.gather(gathered.data(), my_snapshots.data(), S * per_rank * img);
   if (!world.is_root()) return;
   write_npz(fs::join(out_dir, "samples.npz"), all.data(), static_cast<int>(num), R, R, C);
   write_grid_png(fs::join(out_dir, "grid.png"), all.data(), static_cast<int>(std::min<int64_t>(num, 256)), R, R, C);
-  if (progressive && !first_prog.empty()) {
-    // The snapshots cover the first batch only: no more rows than it has images.
-    const int first_batch = static_cast<int>(std::min<int64_t>(batch, mine));
-    write_progressive_png(fs::join(out_dir, "progressive.png"), first_prog, sampler.num_snapshots(), first_batch,
-                          all.data(), std::min(first_batch, 8), R, C);
+  if (S > 0) {
+    // [rank][S][per_rank] as gathered -> [S][num], the images in order.
+    std::vector<uint8_t> snapshots(static_cast<size_t>(S * num * img));
+    for (int64_t i = 0; i < num; ++i) {
+      const int64_t rank = i / per_rank, local = i % per_rank;
+      for (int snap = 0; snap < S; ++snap) {
+        const uint8_t* from = gathered.data() + ((rank * S + snap) * per_rank + local) * img;
+        std::copy(from, from + img, snapshots.begin() + (snap * num + i) * img);
+      }
+    }
+    std::vector<int64_t> t;
+    for (int ts : sampler.snapshot_timesteps()) t.push_back(ts);
+    eval::write_npz(fs::join(out_dir, "progressive.npz"),
+                    {{"x0_pred", eval::NpyView{eval::DType::kUInt8, {S, num, R, R, C}, snapshots.data()}},
+                     {"t", eval::NpyView{eval::DType::kInt64, {S}, t.data()}}},
+                    eval::Overwrite::kReplace);
+    write_progressive_png(fs::join(out_dir, "progressive.png"), snapshots, S, num, all.data(),
+                          static_cast<int>(std::min<int64_t>(num, 8)), R, C);
   }
-  std::fprintf(stderr, "ddpm_sample: wrote %s/{grid.png,samples.npz%s} in %.1f s (%.2f img/s)\n", out_dir.c_str(),
-               job.write_pngs ? ",images/" : "", now_seconds() - t0, num / std::max(now_seconds() - t0, 1e-9));
+  std::fprintf(stderr, "ddpm_sample: wrote %s/{grid.png,samples.npz%s%s} in %.1f s (%.2f img/s)\n",
+               out_dir.c_str(), job.write_pngs ? ",images/" : "", S > 0 ? ",progressive.npz,progressive.png" : "", now_seconds() - t0, num / std::max(now_seconds() - t0, 1e-9));
 }
 
 }  // namespace ddpm

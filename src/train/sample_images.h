@@ -1,8 +1,9 @@
 // ddpm_sample's work, on every rank: image i of `num` is drawn by rank i / ceil(num / W)
 // with noise keyed by (seed, i), so the result does not depend on the batch size or the
 // number of ranks. Writes one PNG per image (DIR/images/), a grid of the first 256
-// (DIR/grid.png), DIR/samples.npz (uint8 NHWC as arr_0) and, when asked, the
-// progressive figure (DIR/progressive.png: x̂₀ along the chain, the paper's Fig. 6).
+// (DIR/grid.png), DIR/samples.npz (uint8 NHWC as arr_0) and, when asked, every image's
+// x̂₀ at t ≡ 0 (mod K) (DIR/progressive.npz: x0_pred uint8 [S, N, H, W, C] and t [S],
+// for FID over time, the paper's Fig. 10) and its figure (DIR/progressive.png, Fig. 6).
 // Rank 0 reports progress on stderr.
 #pragma once
 

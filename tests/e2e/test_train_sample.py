@@ -99,6 +99,12 @@ def main():
     out = os.path.join(work, "anc")
     expect_ok([sample, "--run-dir", run, "--num", "2", "--seed", "3", "--out", out, "--progressive", "250"])
     check(os.path.exists(os.path.join(out, "progressive.png")), "progressive.png missing")
+    with np.load(os.path.join(out, "progressive.npz")) as z, np.load(os.path.join(out, "samples.npz")) as s:
+        x0_pred, ts, final = z["x0_pred"], z["t"], s["arr_0"]
+    check(list(ts) == [750, 500, 250, 0], f"progressive.npz t = {list(ts)}, expected t = 0 (mod 250) down to 0")
+    check(x0_pred.shape == (4, 2, 16, 16, 3) and x0_pred.dtype == np.uint8, f"x0_pred {x0_pred.shape} {x0_pred.dtype}")
+    diff = np.abs(x0_pred[-1].astype(int) - final.astype(int)).max()
+    check(diff <= 1, f"the t = 0 prediction differs from the sample by {diff}")
     print("ok   same seed -> same samples (batch 4 and 2); another seed differs; ancestral + progressive")
 
     # 4. Bad input: one line, exit 2, nothing lost.
