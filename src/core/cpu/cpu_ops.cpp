@@ -30,8 +30,8 @@ Precision cpu_precision(Precision asked) {
     case CpuBf16Support::kAmx: return asked;
     case CpuBf16Support::kAvx512Bf16:
       std::fprintf(stderr,
-                   "ddpm: device.precision bf16: this CPU has AVX512-BF16 but no AMX (oneDNN ISA %s); its bf16 "
-                   "products run no faster than fp32 here (docs/performance.md)\n",
+                   "ddpm: device.precision bf16: this CPU has AVX512-BF16 but no AMX (oneDNN ISA %s); without AMX "
+                   "oneDNN's bf16 products ran slower than fp32 on the CPUs measured (docs/performance.md)\n",
                    cpu_isa_name());
       return asked;
     case CpuBf16Support::kNone: break;
