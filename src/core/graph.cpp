@@ -35,14 +35,21 @@ Graph::TensorId Graph::add(std::unique_ptr<Node> node, std::vector<TensorId> inp
   return nodes_.back().output;
 }
 
-void Graph::set_output(TensorId t) {
-  DDPM_CHECK(t >= 0 && t < static_cast<TensorId>(tensors_.size()) && tensors_[t].producer >= 0,
-             "the output must be a node's tensor");
-  DDPM_CHECK(tensors_[t].last_reader < 0, "the output of a graph must not be read by its nodes");
-  output_ = t;
-  for (const Tensor& x : tensors_) {
-    DDPM_CHECK(&x == &tensors_[t] || x.last_reader >= 0, "a tensor of the graph is computed but never read");
+void Graph::set_outputs(std::vector<TensorId> outputs) {
+  DDPM_CHECK(!outputs.empty(), "a graph needs an output");
+  for (TensorId t : outputs) {
+    DDPM_CHECK(t >= 0 && t < static_cast<TensorId>(tensors_.size()) && tensors_[t].producer >= 0,
+               "an output must be a node's tensor");
   }
+  outputs_ = std::move(outputs);
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    DDPM_CHECK(is_output(static_cast<TensorId>(i)) || tensors_[i].last_reader >= 0,
+               "a tensor of the graph is computed but never read");
+  }
+}
+
+bool Graph::is_output(TensorId t) const {
+  return std::find(outputs_.begin(), outputs_.end(), t) != outputs_.end();
 }
 
 int64_t Graph::macs_per_image() const {
@@ -52,7 +59,9 @@ int64_t Graph::macs_per_image() const {
 }
 
 void Graph::prepare(Ops& ops, int N, PlanMode mode) {
-  DDPM_CHECK(output_ >= 0, "Graph::set_output() was not called");
+  DDPM_CHECK(!outputs_.empty(), "Graph::set_outputs() was not called");
+  DDPM_CHECK(!with_backward(mode) || (outputs_.size() == 1 && tensors_[outputs_[0]].last_reader < 0),
+             "backward needs a graph with one output that no node reads");
   if (ops_ == &ops && N_ == N && mode_ == mode) return;
   DDPM_CHECK(N > 0, "batch must be positive");
   release();
@@ -124,7 +133,7 @@ void Graph::plan(int N) {
   arena_.begin_pass();
   for (size_t i = 0; i < tensors_.size(); ++i) {
     Tensor& t = tensors_[i];
-    const bool external = t.producer < 0 || static_cast<TensorId>(i) == output_;
+    const bool external = t.producer < 0 || is_output(static_cast<TensorId>(i));
     t.data = external ? nullptr : arena_.take(N * t.shape.per_image());
   }
   for (Entry& e : nodes_) e.node->plan(arena_, N, mode_);
@@ -137,10 +146,10 @@ void Graph::plan(int N) {
   }
 }
 
-void Graph::forward(const Pass& ps, const float* const* inputs, float* output) {
+void Graph::forward(const Pass& ps, const float* const* inputs, float* const* outputs) {
   DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
   for (size_t i = 0; i < inputs_.size(); ++i) tensors_[inputs_[i]].data = const_cast<float*>(inputs[i]);
-  tensors_[output_].data = output;
+  for (size_t i = 0; i < outputs_.size(); ++i) tensors_[outputs_[i]].data = outputs[i];
   for (Entry& e : nodes_) {
     for (size_t i = 0; i < e.inputs.size(); ++i) e.in_ptrs[i] = tensors_[e.inputs[i]].data;
     e.node->forward(ps, tensors_[e.output].data, Span<const float*>{e.in_ptrs.data(), e.in_ptrs.size()});
@@ -150,7 +159,7 @@ void Graph::forward(const Pass& ps, const float* const* inputs, float* output) {
 void Graph::backward(const Pass& ps, const float* d_output, const GradReadyFn& ready) {
   DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
   DDPM_CHECK(with_backward(mode_), "the graph was prepared for forward only");
-  tensors_[output_].grad = const_cast<float*>(d_output);
+  tensors_[outputs_[0]].grad = const_cast<float*>(d_output);
   for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
     Entry& e = nodes_[n];
     e.node->backward(ps, Span<InputGrad>{e.in_grads.data(), e.in_grads.size()}, tensors_[e.output].grad);

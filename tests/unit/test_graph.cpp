@@ -1,9 +1,9 @@
 // The network description (core/graph.h): a graph of nodes gives the same forward as
 // the same ops called by hand, its backward assigns the first gradient of a tensor read
 // twice and adds the second (checked by finite differences), gradient slots are reused
-// along a chain, a forward-only plan holds less memory, and a branchy forward-only
+// along a chain, a forward-only plan holds less memory, a branchy forward-only
 // network of the Inception kind (1x1 and 3x3 branches, a pool, concatenations) is
-// expressed the same way.
+// expressed the same way, and a forward-only graph may have several outputs.
 #define BOOST_TEST_MODULE graph
 #include <boost/test/unit_test.hpp>
 
@@ -174,4 +174,40 @@ BOOST_AUTO_TEST_CASE(branchy_forward_only_network) {
     }
   }
   BOOST_CHECK_THROW(g.backward(ps, out.data()), Error);
+}
+
+// A forward-only graph may have several outputs, which later nodes may also read (the
+// Inception's pool_3 features feed its classifier); such a graph is never planned for
+// backward. out_a = conv_a(x), out_b = conv_b(out_a), as the same convolutions by hand.
+BOOST_AUTO_TEST_CASE(several_outputs_read_by_later_nodes) {
+  const int N = 2, HW = 5, C = 3, A = 4, B = 6;
+  ParamLayout layout;
+  Graph g;
+  const auto x = g.input(TensorShape{HW, HW, C});
+  const auto a = g.add(conv(layout, "a", C, A, HW, 3), {x}, TensorShape{HW, HW, A});
+  const auto b = g.add(conv(layout, "b", A, B, HW, 1), {a}, TensorShape{HW, HW, B});
+  g.set_outputs({b, a});
+  BOOST_CHECK_THROW(g.prepare(ops(), N, PlanMode::kTraining), Error);
+  g.prepare(ops(), N, PlanMode::kForwardOnly);
+
+  const std::vector<float> params = random_params(layout, 30);
+  const std::vector<float> image = random_vector(int64_t{N} * HW * HW * C, 31);
+  std::vector<float> out_a(static_cast<size_t>(N) * HW * HW * A), out_b(static_cast<size_t>(N) * HW * HW * B);
+  Pass ps;
+  ps.ops = &ops(), ps.params = params.data(), ps.N = N;
+  const float* inputs[] = {image.data()};
+  float* const outputs[] = {out_b.data(), out_a.data()};
+  g.forward(ps, inputs, outputs);
+
+  auto by_hand = [&](const std::string& name, int c, int o, int k, const float* in) {
+    ConvSpec s;
+    s.N = N, s.H = s.W = HW, s.C = c, s.O = o;
+    s.with_kernel(k, k, 1, k / 2, k / 2);
+    std::vector<float> y(static_cast<size_t>(N) * HW * HW * o);
+    ops().make_conv2d(s)->forward(y.data(), false, in, params.data() + layout.at(name + ".weight").offset,
+                                  params.data() + layout.at(name + ".bias").offset, 1);
+    return y;
+  };
+  BOOST_TEST(out_a == by_hand("a", C, A, 3, image.data()));
+  BOOST_TEST(out_b == by_hand("b", A, B, 1, out_a.data()));
 }
