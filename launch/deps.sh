@@ -12,9 +12,10 @@ DDPM_PACKAGES=(
   python3
 )
 # What the tests and benchmarks add: the PyTorch reference (Debian's python3-torch,
-# run as /usr/bin/python3) and OpenBLAS, without which torch falls back to the slow
-# reference BLAS.
-DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread libfaketime)
+# run as /usr/bin/python3), OpenBLAS, without which torch falls back to the slow
+# reference BLAS, and PIL (the Inception input's pil-bicubic reference).
+DDPM_TEST_PACKAGES=(python3-numpy python3-h5py python3-yaml python3-torch libopenblas0-pthread libfaketime
+                    python3-pil)
 # The sanitizer and fuzzing build of the tests (clang with ASan/UBSan/TSan and
 # libFuzzer, clang's OpenMP runtime): docs/testing.md.
 DDPM_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libomp-14-dev)

@@ -8,7 +8,6 @@
 // pool in the last block. The reference files are generated in the build tree on every
 // run (95 MB of weights); a generator or converter failure is a test failure.
 #define BOOST_TEST_MODULE inception
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include <boost/test/unit_test.hpp>
@@ -16,7 +15,6 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
-#include <cstdio>
 #include <memory>
 #include <string>
 #include <vector>
@@ -26,6 +24,7 @@
 #include "core/h5.h"
 #include "core/ops.h"
 #include "eval/inception.h"
+#include "python_reference.h"
 
 using namespace ddpm;
 
@@ -37,42 +36,21 @@ constexpr int64_t kLearnableParameters = 23'850'960;  // before folding: conv, B
 constexpr int kConvolutions = 94;
 constexpr double kGmacPerImage = 5.71;
 
-const std::string kPython = DDPM_TEST_PYTHON;
 const std::string kSource = DDPM_SOURCE_DIR;
 const std::string kDir = "inception_ref";  // in the working directory: the build tree
 
-struct Command {
-  int status = -1;
-  std::string output;  // stdout and stderr
-};
-
-Command run(const std::string& command) {
-  Command c;
-  FILE* pipe = popen((command + " 2>&1").c_str(), "r");
-  if (!pipe) throw std::runtime_error("cannot run " + command);
-  char buffer[4096];
-  for (size_t n; (n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0;) c.output.append(buffer, n);
-  const int status = pclose(pipe);
-  c.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return c;
-}
-
-std::string converter(const std::string& in, const std::string& out) {
-  return cat(kPython, " ", kSource, "/tools/convert_inception.py ", in, " ", out);
-}
+std::string converter_args(const std::string& in, const std::string& out) { return kDir + "/" + in + " " + kDir + "/" + out; }
 
 // The reference files and the converted weights, made once per process.
 struct Reference {
   std::string conversion;  // what the converter said
   Reference() {
     const auto t0 = std::chrono::steady_clock::now();
-    const Command gen = run(cat(kPython, " ", kSource, "/tests/reference/inception_ref.py --out ", kDir));
-    if (gen.status != 0) throw std::runtime_error("inception_ref.py failed:\n" + gen.output);
-    const Command conv = run(converter(kDir + "/inception_ref.pth", kDir + "/inception_weights.h5"));
-    if (conv.status != 0) throw std::runtime_error("convert_inception.py failed:\n" + conv.output);
-    conversion = conv.output;
+    const std::string generated = test::run_python_script("tests/reference/inception_ref.py", "--out " + kDir);
+    conversion = test::run_python_script("tools/convert_inception.py",
+                                         converter_args("inception_ref.pth", "inception_weights.h5"));
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    BOOST_TEST_MESSAGE(gen.output << conv.output << "reference generated and converted in " << seconds << " s");
+    BOOST_TEST_MESSAGE(generated << conversion << "reference generated and converted in " << seconds << " s");
   }
 };
 
@@ -175,7 +153,8 @@ BOOST_AUTO_TEST_CASE(converter_warns_of_an_unpublished_file_and_refuses_torchvis
   const std::string& said = reference().conversion;
   BOOST_TEST(said.find("sha256 ") != std::string::npos, said);
   BOOST_TEST(said.find("warning: this is not pytorch-fid's published") != std::string::npos, said);
-  const Command tv = run(converter(kDir + "/torchvision_like.pth", kDir + "/refused.h5"));
+  const test::Command tv = test::run_command(
+      test::python_script("tools/convert_inception.py", converter_args("torchvision_like.pth", "refused.h5")));
   BOOST_TEST(tv.status == 2, tv.output);
   BOOST_TEST(tv.output.find("torchvision's ImageNet Inception v3") != std::string::npos, tv.output);
   BOOST_TEST(std::count(tv.output.begin(), tv.output.end(), '\n') == 1, "one line: " << tv.output);
