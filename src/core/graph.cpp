@@ -70,6 +70,8 @@ void Graph::prepare(Ops& ops, int N, PlanMode mode) {
   mode_ = mode;
   for (Entry& e : nodes_) e.node->build(ops, N);
   if (with_backward(mode)) plan_gradient_slots(N);
+  for (Tensor& t : tensors_) t.forward_slot = -1;
+  if (!with_backward(mode) && share_forward_memory_) plan_forward_slots(N);
   arena_.begin_pass();
   plan(N);
   arena_.allocate(ops);
@@ -82,34 +84,47 @@ void Graph::release() {
   N_ = 0;
 }
 
+namespace {
+
+// Arena slots handed out for lifetimes: take() gives the free slot that fits with the
+// least room to spare, else the largest free one (grown to fit), else a new one.
+class SlotPacker {
+ public:
+  int take(int64_t floats) {
+    auto better = [&](int s, int best) {
+      const bool fits = capacity_[s] >= floats, best_fits = capacity_[best] >= floats;
+      if (fits != best_fits) return fits;
+      return fits ? capacity_[s] < capacity_[best] : capacity_[s] > capacity_[best];
+    };
+    int best = -1;
+    for (int s = 0; s < static_cast<int>(capacity_.size()); ++s) {
+      if (!in_use_[s] && (best < 0 || better(s, best))) best = s;
+    }
+    if (best < 0) {
+      best = static_cast<int>(capacity_.size());
+      capacity_.push_back(0);
+      in_use_.push_back(false);
+    }
+    capacity_[best] = std::max(capacity_[best], floats);
+    in_use_[best] = true;
+    return best;
+  }
+  void give_back(int slot) { in_use_[slot] = false; }
+  const std::vector<int64_t>& capacity() const { return capacity_; }
+
+ private:
+  std::vector<int64_t> capacity_;
+  std::vector<bool> in_use_;
+};
+
+}  // namespace
+
 // Assigns every gradient a shared slot for its lifetime in the backward order: from its
 // first write (its last reader's backward) to the end of its producer's backward. A
 // free slot is reused, the smallest that fits first, so a chain of blocks ping-pongs
 // between two slots and only the skip gradients waiting for their producers add more.
 void Graph::plan_gradient_slots(int N) {
-  std::vector<int64_t> capacity;
-  std::vector<bool> in_use;
-  // The free slot that fits with the least room to spare; else the largest free one
-  // (grown to fit); else a new one.
-  auto take_slot = [&](int64_t floats) {
-    auto better = [&](int s, int best) {
-      const bool fits = capacity[s] >= floats, best_fits = capacity[best] >= floats;
-      if (fits != best_fits) return fits;
-      return fits ? capacity[s] < capacity[best] : capacity[s] > capacity[best];
-    };
-    int best = -1;
-    for (int s = 0; s < static_cast<int>(capacity.size()); ++s) {
-      if (!in_use[s] && (best < 0 || better(s, best))) best = s;
-    }
-    if (best < 0) {
-      best = static_cast<int>(capacity.size());
-      capacity.push_back(0);
-      in_use.push_back(false);
-    }
-    capacity[best] = std::max(capacity[best], floats);
-    in_use[best] = true;
-    return best;
-  };
+  SlotPacker slots;
   for (Tensor& t : tensors_) t.grad_slot = -1;
   for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
     Entry& e = nodes_[n];
@@ -120,13 +135,31 @@ void Graph::plan_gradient_slots(int N) {
         continue;
       }
       const bool first = t.grad_slot < 0;
-      if (first) t.grad_slot = take_slot(N * t.shape.per_image());
+      if (first) t.grad_slot = slots.take(N * t.shape.per_image());
       e.in_grads[i].write = first ? GradWrite::kAssign : GradWrite::kAdd;
     }
     const Tensor& out = tensors_[e.output];
-    if (out.grad_slot >= 0) in_use[out.grad_slot] = false;  // dead after this backward
+    if (out.grad_slot >= 0) slots.give_back(out.grad_slot);  // dead after this backward
   }
-  grad_slot_floats_ = capacity;
+  grad_slot_floats_ = slots.capacity();
+}
+
+// The same packing of the values in forward order: a tensor holds its slot from its
+// producer's forward, which takes it while the inputs still hold theirs (no output
+// aliases an input), to its last reader's. The caller's outputs need none.
+void Graph::plan_forward_slots(int N) {
+  SlotPacker slots;
+  for (Tensor& t : tensors_) t.forward_slot = -1;
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    const Entry& e = nodes_[n];
+    Tensor& out = tensors_[e.output];
+    if (!is_output(e.output)) out.forward_slot = slots.take(N * out.shape.per_image());
+    for (TensorId i : e.inputs) {
+      const Tensor& t = tensors_[i];
+      if (t.forward_slot >= 0 && t.last_reader == n) slots.give_back(t.forward_slot);
+    }
+  }
+  forward_slot_floats_ = slots.capacity();
 }
 
 void Graph::plan(int N) {
@@ -134,12 +167,18 @@ void Graph::plan(int N) {
   for (size_t i = 0; i < tensors_.size(); ++i) {
     Tensor& t = tensors_[i];
     const bool external = t.producer < 0 || is_output(static_cast<TensorId>(i));
-    t.data = external ? nullptr : arena_.take(N * t.shape.per_image());
+    if (external) {
+      t.data = nullptr;
+    } else if (t.forward_slot >= 0) {
+      t.data = arena_.shared(kFirstGraphSlot + t.forward_slot, forward_slot_floats_[t.forward_slot]);
+    } else {
+      t.data = arena_.take(N * t.shape.per_image());
+    }
   }
   for (Entry& e : nodes_) e.node->plan(arena_, N, mode_);
   if (!with_backward(mode_)) return;
   std::vector<float*> slot(grad_slot_floats_.size());
-  for (size_t s = 0; s < slot.size(); ++s) slot[s] = arena_.shared(kFirstGradientSlot + static_cast<int>(s), grad_slot_floats_[s]);
+  for (size_t s = 0; s < slot.size(); ++s) slot[s] = arena_.shared(kFirstGraphSlot + static_cast<int>(s), grad_slot_floats_[s]);
   for (Tensor& t : tensors_) t.grad = t.grad_slot >= 0 ? slot[t.grad_slot] : nullptr;
   for (Entry& e : nodes_) {
     for (size_t i = 0; i < e.inputs.size(); ++i) e.in_grads[i].data = tensors_[e.inputs[i]].grad;

@@ -109,6 +109,11 @@ class Graph {
   void set_output(TensorId t) { set_outputs({t}); }
   TensorShape shape(TensorId t) const { return tensors_[t].shape; }
 
+  // Lets a forward-only plan pack the tensors between nodes into shared slots by lifetime
+  // (from the producer's forward to the last reader's) instead of keeping every one: for
+  // a network evaluated on large batches (the Inception). Call before prepare().
+  void share_forward_memory() { share_forward_memory_ = true; }
+
   int64_t macs_per_image() const;
   // Builds and plans for backend `ops` and batch N (with backward temporaries and
   // gradients unless kForwardOnly). Cheap when nothing changed.
@@ -135,6 +140,7 @@ class Graph {
     int last_reader = -1;       // node index of the last reader in forward order
     float* data = nullptr;      // forward value (arena, or the caller's for in/outputs)
     int grad_slot = -1;         // arena shared slot of its gradient (-1: none)
+    int forward_slot = -1;      // arena shared slot of its value when shared (-1: its own)
     float* grad = nullptr;
   };
   struct Entry {
@@ -149,6 +155,7 @@ class Graph {
   bool is_output(TensorId t) const;
   void plan(int N);
   void plan_gradient_slots(int N);
+  void plan_forward_slots(int N);
 
   std::vector<Tensor> tensors_;
   std::vector<Entry> nodes_;
@@ -157,7 +164,9 @@ class Graph {
   Ops* ops_ = nullptr;
   int N_ = 0;
   PlanMode mode_ = PlanMode::kTraining;
-  std::vector<int64_t> grad_slot_floats_;  // per gradient slot, per image x N
+  std::vector<int64_t> grad_slot_floats_;     // per gradient slot, per image x N
+  std::vector<int64_t> forward_slot_floats_;  // per shared activation slot
+  bool share_forward_memory_ = false;
   Arena arena_;
 };
 

@@ -162,6 +162,7 @@ FidInception::FidInception() {
   const TensorId spatial = g.add(std::make_unique<FirstChannelsNode>(kSpatialChannels, m.C, m.H, m.W),
                                  {mixed_6d_branch1x1}, TensorShape{m.H, m.W, kSpatialChannels});
   g.set_outputs({pool3, logits, spatial});
+  g.share_forward_memory();  // evaluation batches are large: 56 MB an image if every tensor were kept
 }
 
 void FidInception::forward(const Pass& ps, const InceptionOutputs& out, const float* images) {

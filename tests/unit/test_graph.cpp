@@ -131,6 +131,34 @@ BOOST_AUTO_TEST_CASE(gradient_memory_is_reused) {
   BOOST_TEST(net.activation_floats() > forward_only);
 }
 
+// A forward-only plan that shares memory packs the tensors between nodes by lifetime:
+// along a chain two slots take turns, whatever its length, and the output is the same.
+BOOST_AUTO_TEST_CASE(shared_forward_memory_ping_pongs_along_a_chain) {
+  const int N = 2, HW = 4, C = 32;
+  const int64_t act = int64_t{N} * HW * HW * C;
+  auto chain = [&](int length, bool share, std::vector<float>* out) {
+    ParamLayout layout;
+    Graph g;
+    Graph::TensorId h = g.input(TensorShape{HW, HW, C});
+    for (int i = 0; i < length; ++i) h = g.add(conv(layout, cat("c", i), C, C, HW, 3), {h}, TensorShape{HW, HW, C});
+    g.set_output(h);
+    if (share) g.share_forward_memory();
+    g.prepare(ops(), N, PlanMode::kForwardOnly);
+    const std::vector<float> params = random_params(layout, 40), image = random_vector(act, 41);
+    out->assign(static_cast<size_t>(act), 0.0f);
+    Pass ps;
+    ps.ops = &ops(), ps.params = params.data(), ps.N = N;
+    const float* inputs[] = {image.data()};
+    g.forward(ps, inputs, out->data());
+    return g.arena_floats();
+  };
+  std::vector<float> kept, shared, longer;
+  BOOST_TEST(chain(6, false, &kept) == 5 * act);
+  BOOST_TEST(chain(6, true, &shared) == 2 * act);
+  BOOST_TEST(chain(9, true, &longer) == 2 * act);
+  BOOST_TEST(shared == kept);
+}
+
 // An Inception-style module, forward only: four branches (1x1; 1x1 -> 3x3; 3x3 -> 3x3;
 // average pool -> 1x1 at half resolution, then upsampled) joined by concatenations.
 BOOST_AUTO_TEST_CASE(branchy_forward_only_network) {
