@@ -178,7 +178,9 @@ void Graph::plan(int N) {
   for (Entry& e : nodes_) e.node->plan(arena_, N, mode_);
   if (!with_backward(mode_)) return;
   std::vector<float*> slot(grad_slot_floats_.size());
-  for (size_t s = 0; s < slot.size(); ++s) slot[s] = arena_.shared(kFirstGraphSlot + static_cast<int>(s), grad_slot_floats_[s]);
+  for (size_t s = 0; s < slot.size(); ++s) {
+    slot[s] = arena_.shared(kFirstGraphSlot + static_cast<int>(s), grad_slot_floats_[s]);
+  }
   for (Tensor& t : tensors_) t.grad = t.grad_slot >= 0 ? slot[t.grad_slot] : nullptr;
   for (Entry& e : nodes_) {
     for (size_t i = 0; i < e.inputs.size(); ++i) e.in_grads[i].data = tensors_[e.inputs[i]].grad;

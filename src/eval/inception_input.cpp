@@ -45,7 +45,8 @@ std::vector<LinearTap> torch_taps(int in) {
   for (int i = 0; i < kOut; ++i) {
     const double src = std::max(scale * (i + 0.5) - 0.5, 0.0);
     const int lower = static_cast<int>(src);
-    taps[i] = {lower, lower < in - 1 ? lower + 1 : lower, static_cast<float>(std::min(std::max(src - lower, 0.0), 1.0))};
+    const double lerp = std::min(std::max(src - lower, 0.0), 1.0);
+    taps[i] = {lower, lower < in - 1 ? lower + 1 : lower, static_cast<float>(lerp)};
   }
   return taps;
 }
@@ -138,7 +139,9 @@ void resize_pil_bicubic(float* out, const Pixels& px) {
     for (int x = 0; x < kOut; ++x)
       for (int c = 0; c < 3; ++c) {
         double sum = 0.0;
-        for (size_t k = 0; k < tx[x].weights.size(); ++k) sum += px(y, tx[x].first + static_cast<int>(k), c) * tx[x].weights[k];
+        for (size_t k = 0; k < tx[x].weights.size(); ++k) {
+          sum += px(y, tx[x].first + static_cast<int>(k), c) * tx[x].weights[k];
+        }
         rows[(static_cast<size_t>(y) * kOut + x) * 3 + c] = static_cast<float>(sum);
       }
   for (int y = 0; y < kOut; ++y)

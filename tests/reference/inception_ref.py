@@ -320,8 +320,9 @@ def main():
         far = {k: float(np.linalg.norm(v - right[k]) / np.linalg.norm(right[k])) for k, v in results[prefix].items()}
         print(f"inception_ref: {prefix.split('/')[1]} differs by " +
               ", ".join(f"{k} {e:.3g}" for k, e in far.items()))
-    print(f"inception_ref: wrote {args.out}: {count} learnable parameters, pool_3 RMS "
-          f"{float(np.sqrt(np.mean(right['pool3'] ** 2))):.3g}, logits RMS {float(np.sqrt(np.mean(right['logits'] ** 2))):.3g}")
+    rms = {k: float(np.sqrt(np.mean(right[k] ** 2))) for k in ("pool3", "logits")}
+    print(f"inception_ref: wrote {args.out}: {count} learnable parameters, pool_3 RMS {rms['pool3']:.3g}, "
+          f"logits RMS {rms['logits']:.3g}")
 
 
 if __name__ == "__main__":

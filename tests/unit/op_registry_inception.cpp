@@ -82,10 +82,12 @@ void add_pools(std::vector<OpCase>& cases, Data& data) {
 }
 
 void add_reductions_and_copies(std::vector<OpCase>& cases, Data& data) {
-  for (auto [where, N, HW, C] : {std::tuple{"tiny", 2, 15, 7}, std::tuple{"inception pool_3 of Mixed_7c", 2, 64, 2048}}) {
+  for (auto [where, N, HW, C] :
+       {std::tuple{"tiny", 2, 15, 7}, std::tuple{"inception pool_3 of Mixed_7c", 2, 64, 2048}}) {
     cases.push_back(forward_case(
         {"global_avgpool_forward"}, std::string(where) + " " + dims({N, HW, C}), data(int64_t{N} * HW * C),
-        zeros(int64_t{N} * C), [=](Ops& ops, BackendTensors& t) { ops.global_avgpool_forward(t["y"], t["x"], N, HW, C); },
+        zeros(int64_t{N} * C),
+        [=](Ops& ops, BackendTensors& t) { ops.global_avgpool_forward(t["y"], t["x"], N, HW, C); },
         [=](const HostTensors& h) { return global_avgpool_reference(h.at("x"), N, HW, C); }));
     cases.back().reference_bound = 1e-7;  // a double sum rounded once
     cases.back().cuda_bound = 1e-7;       // double sums in another order

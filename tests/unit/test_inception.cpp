@@ -39,7 +39,9 @@ constexpr double kGmacPerImage = 5.71;
 const std::string kSource = DDPM_SOURCE_DIR;
 const std::string kDir = "inception_ref";  // in the working directory: the build tree
 
-std::string converter_args(const std::string& in, const std::string& out) { return kDir + "/" + in + " " + kDir + "/" + out; }
+std::string converter_args(const std::string& in, const std::string& out) {
+  return kDir + "/" + in + " " + kDir + "/" + out;
+}
 
 // The reference files and the converted weights, made once per process.
 struct Reference {
