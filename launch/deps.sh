@@ -13,10 +13,11 @@ DDPM_PACKAGES=(
 )
 # What the tests and benchmarks add: the PyTorch reference (Debian's python3-torch,
 # run as /usr/bin/python3), SciPy for the evaluation's references (scipy.linalg.sqrtm),
-# OpenBLAS, without which torch falls back to the slow reference BLAS, and matplotlib,
-# which draws `ddpm_eval rate-distortion`'s figure.
-DDPM_TEST_PACKAGES=(python3-numpy python3-scipy python3-h5py python3-yaml python3-torch libopenblas0-pthread
-                    libfaketime python3-matplotlib)
+# PIL (the Inception input's pil-bicubic reference), OpenBLAS, without which torch falls
+# back to the slow reference BLAS, and matplotlib, which draws `ddpm_eval
+# rate-distortion`'s figure.
+DDPM_TEST_PACKAGES=(python3-numpy python3-scipy python3-h5py python3-yaml python3-torch python3-pil
+                    libopenblas0-pthread libfaketime python3-matplotlib)
 # The sanitizer and fuzzing build of the tests (clang with ASan/UBSan/TSan and
 # libFuzzer, clang's OpenMP runtime): docs/testing.md.
 DDPM_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libomp-14-dev)

@@ -179,9 +179,9 @@ def load_state_dict(path):
     return state
 
 
-def check_against(state, shapes, path):
+def check_against(state, shapes, path, hint="is the model config right?"):
     """BadInput naming the first problem, in the model's parameter order, and counting
-    all of them, if state is not exactly the parameters of the model."""
+    all of them (then the hint), if state is not exactly the parameters of the model."""
     problems, counts = [], {"missing": 0, "unexpected": 0, "mis-shaped": 0, "bad-valued": 0}
 
     def problem(kind, text):
@@ -204,8 +204,8 @@ def check_against(state, shapes, path):
     if problems:
         summary = ""
         if len(problems) > 1:
-            summary = " (%d problems: %s; is the model config right?)" % (
-                len(problems), ", ".join(f"{v} {k}" for k, v in counts.items() if v))
+            summary = " (%d problems: %s; %s)" % (
+                len(problems), ", ".join(f"{v} {k}" for k, v in counts.items() if v), hint)
         raise BadInput(f"{path}: {problems[0]}{summary}")
 
 

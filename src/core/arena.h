@@ -14,8 +14,8 @@ namespace ddpm {
 
 // The arena's shared slots, in one place: the temporaries of one node's backward
 // (blocks.cpp), a residual block's inner activations when they are not kept
-// (PlanMode: forward only, or recomputed in backward), then the gradient slots that
-// Graph plans (graph.cpp).
+// (PlanMode: forward only, or recomputed in backward), then the slots that Graph plans
+// (graph.cpp): the gradients', or in a forward-only plan that shares memory the values'.
 enum ArenaSlot : int {
   kBlockScratch0,
   kBlockScratch1,
@@ -24,7 +24,7 @@ enum ArenaSlot : int {
   kBlockInner0,
   kBlockInner1,
   kBlockInner2,
-  kFirstGradientSlot
+  kFirstGraphSlot
 };
 
 class Arena {

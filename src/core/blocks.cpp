@@ -44,8 +44,7 @@ void TimeEmbedding::backward(const Pass& ps, Span<InputGrad>, const float* dout)
 ConvNode::ConvNode(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, int H, int W, InitKind init,
                    int kernel)
     : H_(H), W_(W) {
-  conv_.geometry.K = kernel;
-  conv_.geometry.pad_top = conv_.geometry.pad_left = conv_.geometry.pad_bottom = conv_.geometry.pad_right = kernel / 2;
+  conv_.geometry.with_kernel(kernel, kernel, 1, kernel / 2, kernel / 2);
   conv_.add(layout, name, in_ch, out_ch, init);
 }
 

@@ -35,14 +35,21 @@ Graph::TensorId Graph::add(std::unique_ptr<Node> node, std::vector<TensorId> inp
   return nodes_.back().output;
 }
 
-void Graph::set_output(TensorId t) {
-  DDPM_CHECK(t >= 0 && t < static_cast<TensorId>(tensors_.size()) && tensors_[t].producer >= 0,
-             "the output must be a node's tensor");
-  DDPM_CHECK(tensors_[t].last_reader < 0, "the output of a graph must not be read by its nodes");
-  output_ = t;
-  for (const Tensor& x : tensors_) {
-    DDPM_CHECK(&x == &tensors_[t] || x.last_reader >= 0, "a tensor of the graph is computed but never read");
+void Graph::set_outputs(std::vector<TensorId> outputs) {
+  DDPM_CHECK(!outputs.empty(), "a graph needs an output");
+  for (TensorId t : outputs) {
+    DDPM_CHECK(t >= 0 && t < static_cast<TensorId>(tensors_.size()) && tensors_[t].producer >= 0,
+               "an output must be a node's tensor");
   }
+  outputs_ = std::move(outputs);
+  for (size_t i = 0; i < tensors_.size(); ++i) {
+    DDPM_CHECK(is_output(static_cast<TensorId>(i)) || tensors_[i].last_reader >= 0,
+               "a tensor of the graph is computed but never read");
+  }
+}
+
+bool Graph::is_output(TensorId t) const {
+  return std::find(outputs_.begin(), outputs_.end(), t) != outputs_.end();
 }
 
 int64_t Graph::macs_per_image() const {
@@ -52,7 +59,9 @@ int64_t Graph::macs_per_image() const {
 }
 
 void Graph::prepare(Ops& ops, int N, PlanMode mode) {
-  DDPM_CHECK(output_ >= 0, "Graph::set_output() was not called");
+  DDPM_CHECK(!outputs_.empty(), "Graph::set_outputs() was not called");
+  DDPM_CHECK(!with_backward(mode) || (outputs_.size() == 1 && tensors_[outputs_[0]].last_reader < 0),
+             "backward needs a graph with one output that no node reads");
   if (ops_ == &ops && N_ == N && mode_ == mode) return;
   DDPM_CHECK(N > 0, "batch must be positive");
   release();
@@ -61,6 +70,8 @@ void Graph::prepare(Ops& ops, int N, PlanMode mode) {
   mode_ = mode;
   for (Entry& e : nodes_) e.node->build(ops, N);
   if (with_backward(mode)) plan_gradient_slots(N);
+  for (Tensor& t : tensors_) t.forward_slot = -1;
+  if (!with_backward(mode) && share_forward_memory_) plan_forward_slots(N);
   arena_.begin_pass();
   plan(N);
   arena_.allocate(ops);
@@ -73,34 +84,47 @@ void Graph::release() {
   N_ = 0;
 }
 
+namespace {
+
+// Arena slots handed out for lifetimes: take() gives the free slot that fits with the
+// least room to spare, else the largest free one (grown to fit), else a new one.
+class SlotPacker {
+ public:
+  int take(int64_t floats) {
+    auto better = [&](int s, int best) {
+      const bool fits = capacity_[s] >= floats, best_fits = capacity_[best] >= floats;
+      if (fits != best_fits) return fits;
+      return fits ? capacity_[s] < capacity_[best] : capacity_[s] > capacity_[best];
+    };
+    int best = -1;
+    for (int s = 0; s < static_cast<int>(capacity_.size()); ++s) {
+      if (!in_use_[s] && (best < 0 || better(s, best))) best = s;
+    }
+    if (best < 0) {
+      best = static_cast<int>(capacity_.size());
+      capacity_.push_back(0);
+      in_use_.push_back(false);
+    }
+    capacity_[best] = std::max(capacity_[best], floats);
+    in_use_[best] = true;
+    return best;
+  }
+  void give_back(int slot) { in_use_[slot] = false; }
+  const std::vector<int64_t>& capacity() const { return capacity_; }
+
+ private:
+  std::vector<int64_t> capacity_;
+  std::vector<bool> in_use_;
+};
+
+}  // namespace
+
 // Assigns every gradient a shared slot for its lifetime in the backward order: from its
 // first write (its last reader's backward) to the end of its producer's backward. A
 // free slot is reused, the smallest that fits first, so a chain of blocks ping-pongs
 // between two slots and only the skip gradients waiting for their producers add more.
 void Graph::plan_gradient_slots(int N) {
-  std::vector<int64_t> capacity;
-  std::vector<bool> in_use;
-  // The free slot that fits with the least room to spare; else the largest free one
-  // (grown to fit); else a new one.
-  auto take_slot = [&](int64_t floats) {
-    auto better = [&](int s, int best) {
-      const bool fits = capacity[s] >= floats, best_fits = capacity[best] >= floats;
-      if (fits != best_fits) return fits;
-      return fits ? capacity[s] < capacity[best] : capacity[s] > capacity[best];
-    };
-    int best = -1;
-    for (int s = 0; s < static_cast<int>(capacity.size()); ++s) {
-      if (!in_use[s] && (best < 0 || better(s, best))) best = s;
-    }
-    if (best < 0) {
-      best = static_cast<int>(capacity.size());
-      capacity.push_back(0);
-      in_use.push_back(false);
-    }
-    capacity[best] = std::max(capacity[best], floats);
-    in_use[best] = true;
-    return best;
-  };
+  SlotPacker slots;
   for (Tensor& t : tensors_) t.grad_slot = -1;
   for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
     Entry& e = nodes_[n];
@@ -111,36 +135,62 @@ void Graph::plan_gradient_slots(int N) {
         continue;
       }
       const bool first = t.grad_slot < 0;
-      if (first) t.grad_slot = take_slot(N * t.shape.per_image());
+      if (first) t.grad_slot = slots.take(N * t.shape.per_image());
       e.in_grads[i].write = first ? GradWrite::kAssign : GradWrite::kAdd;
     }
     const Tensor& out = tensors_[e.output];
-    if (out.grad_slot >= 0) in_use[out.grad_slot] = false;  // dead after this backward
+    if (out.grad_slot >= 0) slots.give_back(out.grad_slot);  // dead after this backward
   }
-  grad_slot_floats_ = capacity;
+  grad_slot_floats_ = slots.capacity();
+}
+
+// The same packing of the values in forward order: a tensor holds its slot from its
+// producer's forward, which takes it while the inputs still hold theirs (no output
+// aliases an input), to its last reader's. The caller's outputs need none.
+void Graph::plan_forward_slots(int N) {
+  SlotPacker slots;
+  for (Tensor& t : tensors_) t.forward_slot = -1;
+  for (int n = 0; n < static_cast<int>(nodes_.size()); ++n) {
+    const Entry& e = nodes_[n];
+    Tensor& out = tensors_[e.output];
+    if (!is_output(e.output)) out.forward_slot = slots.take(N * out.shape.per_image());
+    for (TensorId i : e.inputs) {
+      const Tensor& t = tensors_[i];
+      if (t.forward_slot >= 0 && t.last_reader == n) slots.give_back(t.forward_slot);
+    }
+  }
+  forward_slot_floats_ = slots.capacity();
 }
 
 void Graph::plan(int N) {
   arena_.begin_pass();
   for (size_t i = 0; i < tensors_.size(); ++i) {
     Tensor& t = tensors_[i];
-    const bool external = t.producer < 0 || static_cast<TensorId>(i) == output_;
-    t.data = external ? nullptr : arena_.take(N * t.shape.per_image());
+    const bool external = t.producer < 0 || is_output(static_cast<TensorId>(i));
+    if (external) {
+      t.data = nullptr;
+    } else if (t.forward_slot >= 0) {
+      t.data = arena_.shared(kFirstGraphSlot + t.forward_slot, forward_slot_floats_[t.forward_slot]);
+    } else {
+      t.data = arena_.take(N * t.shape.per_image());
+    }
   }
   for (Entry& e : nodes_) e.node->plan(arena_, N, mode_);
   if (!with_backward(mode_)) return;
   std::vector<float*> slot(grad_slot_floats_.size());
-  for (size_t s = 0; s < slot.size(); ++s) slot[s] = arena_.shared(kFirstGradientSlot + static_cast<int>(s), grad_slot_floats_[s]);
+  for (size_t s = 0; s < slot.size(); ++s) {
+    slot[s] = arena_.shared(kFirstGraphSlot + static_cast<int>(s), grad_slot_floats_[s]);
+  }
   for (Tensor& t : tensors_) t.grad = t.grad_slot >= 0 ? slot[t.grad_slot] : nullptr;
   for (Entry& e : nodes_) {
     for (size_t i = 0; i < e.inputs.size(); ++i) e.in_grads[i].data = tensors_[e.inputs[i]].grad;
   }
 }
 
-void Graph::forward(const Pass& ps, const float* const* inputs, float* output) {
+void Graph::forward(const Pass& ps, const float* const* inputs, float* const* outputs) {
   DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
   for (size_t i = 0; i < inputs_.size(); ++i) tensors_[inputs_[i]].data = const_cast<float*>(inputs[i]);
-  tensors_[output_].data = output;
+  for (size_t i = 0; i < outputs_.size(); ++i) tensors_[outputs_[i]].data = outputs[i];
   for (Entry& e : nodes_) {
     for (size_t i = 0; i < e.inputs.size(); ++i) e.in_ptrs[i] = tensors_[e.inputs[i]].data;
     e.node->forward(ps, tensors_[e.output].data, Span<const float*>{e.in_ptrs.data(), e.in_ptrs.size()});
@@ -150,7 +200,7 @@ void Graph::forward(const Pass& ps, const float* const* inputs, float* output) {
 void Graph::backward(const Pass& ps, const float* d_output, const GradReadyFn& ready) {
   DDPM_CHECK(ps.N == N_ && ps.ops == ops_, "Graph::prepare() was not called for this batch");
   DDPM_CHECK(with_backward(mode_), "the graph was prepared for forward only");
-  tensors_[output_].grad = const_cast<float*>(d_output);
+  tensors_[outputs_[0]].grad = const_cast<float*>(d_output);
   for (int n = static_cast<int>(nodes_.size()) - 1; n >= 0; --n) {
     Entry& e = nodes_[n];
     e.node->backward(ps, Span<InputGrad>{e.in_grads.data(), e.in_grads.size()}, tensors_[e.output].grad);

@@ -101,9 +101,18 @@ class Graph {
   TensorId input(TensorShape shape);
   // Adds a node reading `inputs` and producing a tensor of `shape`; returns that tensor.
   TensorId add(std::unique_ptr<Node> node, std::vector<TensorId> inputs, TensorShape shape);
-  // The tensor forward() writes into the caller's buffer; backward() starts from its gradient.
-  void set_output(TensorId t);
+  // The tensors forward() writes into the caller's buffers, in this order. A graph
+  // planned with backward has one output, which no node reads: backward() starts from
+  // its gradient. A forward-only graph may have several, which later nodes may also
+  // read (the Inception's pool_3 features feed its classifier).
+  void set_outputs(std::vector<TensorId> outputs);
+  void set_output(TensorId t) { set_outputs({t}); }
   TensorShape shape(TensorId t) const { return tensors_[t].shape; }
+
+  // Lets a forward-only plan pack the tensors between nodes into shared slots by lifetime
+  // (from the producer's forward to the last reader's) instead of keeping every one: for
+  // a network evaluated on large batches (the Inception). Call before prepare().
+  void share_forward_memory() { share_forward_memory_ = true; }
 
   int64_t macs_per_image() const;
   // Builds and plans for backend `ops` and batch N (with backward temporaries and
@@ -115,8 +124,12 @@ class Graph {
   int64_t arena_floats() const { return arena_.floats(); }
   void release();  // gives the plan's memory back; prepare() plans again
 
-  // output [N, output shape] from inputs[i] [N, input shape i], all backend memory.
-  void forward(const Pass& ps, const float* const* inputs, float* output);
+  // outputs[i] [N, output shape i] from inputs[i] [N, input shape i], all backend memory.
+  void forward(const Pass& ps, const float* const* inputs, float* const* outputs);
+  void forward(const Pass& ps, const float* const* inputs, float* output) {
+    float* const outputs[] = {output};
+    forward(ps, inputs, outputs);
+  }
   // Accumulates parameter gradients into ps.grads from d_output; inputs get none.
   void backward(const Pass& ps, const float* d_output, const GradReadyFn& ready = nullptr);
 
@@ -127,6 +140,7 @@ class Graph {
     int last_reader = -1;       // node index of the last reader in forward order
     float* data = nullptr;      // forward value (arena, or the caller's for in/outputs)
     int grad_slot = -1;         // arena shared slot of its gradient (-1: none)
+    int forward_slot = -1;      // arena shared slot of its value when shared (-1: its own)
     float* grad = nullptr;
   };
   struct Entry {
@@ -138,18 +152,21 @@ class Graph {
     std::vector<InputGrad> in_grads;
   };
 
+  bool is_output(TensorId t) const;
   void plan(int N);
   void plan_gradient_slots(int N);
+  void plan_forward_slots(int N);
 
   std::vector<Tensor> tensors_;
   std::vector<Entry> nodes_;
-  std::vector<TensorId> inputs_;
-  TensorId output_ = -1;
+  std::vector<TensorId> inputs_, outputs_;
 
   Ops* ops_ = nullptr;
   int N_ = 0;
   PlanMode mode_ = PlanMode::kTraining;
-  std::vector<int64_t> grad_slot_floats_;  // per gradient slot, per image x N
+  std::vector<int64_t> grad_slot_floats_;     // per gradient slot, per image x N
+  std::vector<int64_t> forward_slot_floats_;  // per shared activation slot
+  bool share_forward_memory_ = false;
   Arena arena_;
 };
 

@@ -47,7 +47,7 @@ void LinearLayer::backward(const Pass& ps, float* dx, GradWrite write, const flo
 void ConvLayer::add(ParamLayout& layout, const std::string& name, int in_ch, int out_ch, InitKind init) {
   geometry.C = in_ch;
   geometry.O = out_ch;
-  w = layout.add(name + ".weight", {out_ch, in_ch, geometry.K, geometry.K}, init);
+  w = layout.add(name + ".weight", {out_ch, in_ch, geometry.KH, geometry.KW}, init);
   b = layout.add(name + ".bias", {out_ch}, InitKind::kBias);
 }
 
@@ -60,7 +60,7 @@ void ConvLayer::build(Ops& ops, int N, int H, int W) {
 int64_t ConvLayer::macs(int H, int W) const {
   ConvSpec s = geometry;
   s.H = H, s.W = W;
-  return static_cast<int64_t>(s.out_h()) * s.out_w() * s.O * s.C * s.K * s.K;
+  return static_cast<int64_t>(s.out_h()) * s.out_w() * s.weight_count();
 }
 
 void ConvLayer::forward(const Pass& ps, float* y, GradWrite write, const float* x) const {

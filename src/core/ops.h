@@ -22,22 +22,30 @@ namespace ddpm {
 
 class Diffusion;
 
-// A 2-D convolution of NHWC tensors, weights OIHW [O, C, K, K], bias [O].
+// A 2-D convolution of NHWC tensors, weights OIHW [O, C, KH, KW], bias [O].
 struct ConvSpec {
   int N = 0, H = 0, W = 0, C = 0;  // input
-  int O = 0, K = 3, stride = 1;
+  int O = 0, KH = 3, KW = 3, stride = 1;
   int pad_top = 1, pad_left = 1, pad_bottom = 1, pad_right = 1;
   // The downsample's geometry: 3x3, stride 2, padded by (0, 1) on each axis (the
   // reference pads explicitly before a VALID convolution).
   ConvSpec& as_downsample() {
-    K = 3, stride = 2, pad_top = pad_left = 0, pad_bottom = pad_right = 1;
+    KH = KW = 3, stride = 2, pad_top = pad_left = 0, pad_bottom = pad_right = 1;
     return *this;
   }
-  int out_h() const { return (H + pad_top + pad_bottom - K) / stride + 1; }
-  int out_w() const { return (W + pad_left + pad_right - K) / stride + 1; }
+  // A KH x KW kernel padded by pad_h rows above and below and pad_w columns left and
+  // right (PyTorch's Conv2d(kernel_size=(KH, KW), stride, padding=(pad_h, pad_w))).
+  ConvSpec& with_kernel(int kh, int kw, int step, int pad_h, int pad_w) {
+    KH = kh, KW = kw, stride = step, pad_top = pad_bottom = pad_h, pad_left = pad_right = pad_w;
+    return *this;
+  }
+  int out_h() const { return (H + pad_top + pad_bottom - KH) / stride + 1; }
+  int out_w() const { return (W + pad_left + pad_right - KW) / stride + 1; }
+  int64_t weight_count() const { return static_cast<int64_t>(O) * C * KH * KW; }
   bool operator==(const ConvSpec& o) const {
-    return N == o.N && H == o.H && W == o.W && C == o.C && O == o.O && K == o.K && stride == o.stride &&
-           pad_top == o.pad_top && pad_left == o.pad_left && pad_bottom == o.pad_bottom && pad_right == o.pad_right;
+    return N == o.N && H == o.H && W == o.W && C == o.C && O == o.O && KH == o.KH && KW == o.KW &&
+           stride == o.stride && pad_top == o.pad_top && pad_left == o.pad_left && pad_bottom == o.pad_bottom &&
+           pad_right == o.pad_right;
   }
 };
 
@@ -49,7 +57,7 @@ class Conv2d {
   // out [N, Ho, Wo, O] (+= when accumulate) = conv(in [N, H, W, C], w) + b
   virtual void forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
                        uint64_t w_version) = 0;
-  // din [N, H, W, C] (skipped when null; += when accumulate), dw [O,C,K,K] +=, db [O] +=
+  // din [N, H, W, C] (skipped when null; += when accumulate), dw [O, C, KH, KW] +=, db [O] +=
   virtual void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in,
                         const float* w, uint64_t w_version) = 0;
   const ConvSpec& spec() const { return spec_; }
@@ -67,6 +75,17 @@ struct GroupNormSpec {
   Activation activation = Activation::kNone;
   bool with_swish() const { return activation == Activation::kSwish; }
   void check() const;  // throws unless G > 0 divides C (ops.cpp), on every backend
+};
+
+// A K x K window moved by `stride` over an NHWC tensor [N, H, W, C] padded by `pad` on
+// every side (the Inception's pools: 3x3 stride 2 unpadded, 3x3 stride 1 padded by 1).
+// Only in-bounds taps count: the padding never wins a max (PyTorch pads with -inf) and
+// is not in an average's divisor (TF's average pool, count_include_pad=False).
+struct PoolSpec {
+  int N = 0, H = 0, W = 0, C = 0;
+  int K = 3, stride = 1, pad = 0;
+  int out_h() const { return (H + 2 * pad - K) / stride + 1; }
+  int out_w() const { return (W + 2 * pad - K) / stride + 1; }
 };
 
 // Dropout is keyed, not stateful: the mask of example n, element e is a function of
@@ -154,8 +173,22 @@ class Ops {
   virtual void concat_channels(float* out, const float* a, const float* b, int64_t M, int Ca, int Cb) = 0;
   virtual void split_channels(float* da, float* db, const float* dout, int64_t M, int Ca, int Cb) = 0;
 
+  // out[m, out_first + c] = in[m, in_first + c] for m < M, c < count, where out has
+  // out_ch channels and in in_ch: one part of a channel concatenation, or a slice.
+  virtual void copy_channels(float* out, int out_ch, int out_first, const float* in, int in_ch, int in_first,
+                             int count, int64_t M) = 0;
+
   // dst[i] += src[i] (or dst = src + dst2 forms are composed from this)
   virtual void add_inplace(float* dst, const float* src, int64_t n) = 0;
+
+  // --- forward-only layers (the evaluation's Inception network) ---------------------
+  // out = max(in, 0), elementwise over n values; out may be in.
+  virtual void relu_forward(float* out, const float* in, int64_t n) = 0;
+  // out [N, Ho, Wo, C] = the max / the mean of each window's in-bounds taps of in [N, H, W, C]
+  virtual void maxpool_forward(float* out, const float* in, const PoolSpec& spec) = 0;
+  virtual void avgpool_forward(float* out, const float* in, const PoolSpec& spec) = 0;
+  // out [N, C] = mean over HW of in [N, HW, C], summed in double in a fixed order
+  virtual void global_avgpool_forward(float* out, const float* in, int N, int HW, int C) = 0;
 
   // Single-head attention per image: p [N, L, L] = softmax(q k^T * C^-1/2) over keys,
   // a [N, L, C] = p v, with q, k, v [N, L, C] (L = H*W).

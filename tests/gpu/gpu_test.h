@@ -46,6 +46,14 @@ inline double op_bound(const std::string& precision) {
   return 2.5e-2;
 }
 
+// Whole-network bounds (norm-wise over an output, or over the whole gradient buffer):
+// many layers of one op's error each.
+inline double net_bound(const std::string& precision) {
+  if (precision == "fp32") return 3e-4;
+  if (precision == "tf32") return 2e-2;
+  return 8e-2;
+}
+
 // Bias gradients and other plain sums: the CPU adds in float, in sequence.
 constexpr double kSumBound = 1e-4;
 

@@ -27,7 +27,7 @@ const ConvSpec kConvShapes[] = {
 };
 
 std::string describe(const ConvSpec& s) {
-  return cat(s.N, "x", s.H, "x", s.W, "x", s.C, " -> ", s.O, " k", s.K, " s", s.stride);
+  return cat(s.N, "x", s.H, "x", s.W, "x", s.C, " -> ", s.O, " k", s.KH, "x", s.KW, " s", s.stride);
 }
 
 }  // namespace
@@ -38,8 +38,8 @@ BOOST_AUTO_TEST_CASE(conv_forward_and_backward_match_cpu_in_every_precision) {
     for (const ConvSpec& s : kConvShapes) {
       Ops& g = gpu(prec);
       const int64_t n_in = int64_t{s.N} * s.H * s.W * s.C, n_out = int64_t{s.N} * s.out_h() * s.out_w() * s.O;
-      const int64_t n_w = int64_t{s.O} * s.C * s.K * s.K;
-      const float w_scale = 1.0f / std::sqrt(static_cast<float>(s.C * s.K * s.K));
+      const int64_t n_w = s.weight_count();
+      const float w_scale = 1.0f / std::sqrt(static_cast<float>(s.C * s.KH * s.KW));
       Pair x(g, random(n_in, ++stream)), w(g, random(n_w, ++stream, w_scale)), b(g, random(s.O, ++stream, 0.1f));
       Pair dout(g, random(n_out, ++stream)), prior_out(g, random(n_out, ++stream));
       Pair din(g, random(n_in, ++stream)), dw(g, random(n_w, ++stream)), db(g, random(s.O, ++stream));

@@ -14,14 +14,6 @@ using namespace ddpm::gputest;
 
 namespace {
 
-// Whole-network bounds (norm-wise over the output, and over the whole gradient
-// buffer): many layers of one op's error each.
-double net_bound(const std::string& precision) {
-  if (precision == "fp32") return 3e-4;
-  if (precision == "tf32") return 2e-2;
-  return 8e-2;
-}
-
 struct Outcome {
   std::vector<float> eps, grads;
 };

@@ -8,6 +8,7 @@
 #include "core/common.h"
 #include "core/diffusion.h"
 #include "gradcheck.h"
+#include "op_registry_cases.h"
 #include "reference_ops.h"
 
 namespace ddpm::test {
@@ -122,23 +123,7 @@ const std::vector<std::string>& methods_without_computation() {
 
 // --- the cases ----------------------------------------------------------------------
 
-namespace {
-
-using Results = std::map<std::string, std::vector<double>>;
-
-// Test data from one stream counter, so that no two tensors of the registry coincide.
-class Data {
- public:
-  std::vector<float> operator()(int64_t n, float scale = 1.0f) { return random_vector(n, ++stream_, scale); }
-  std::vector<float> offset(int64_t n, float scale, float offset) {
-    std::vector<float> v = (*this)(n, scale);
-    for (float& x : v) x += offset;
-    return v;
-  }
-
- private:
-  uint32_t stream_ = 5000;
-};
+namespace cases {
 
 std::vector<float> zeros(int64_t n) { return std::vector<float>(static_cast<size_t>(n), 0.0f); }
 
@@ -148,14 +133,16 @@ std::string dims(std::initializer_list<int64_t> d) {
   return s;
 }
 
+std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
+
 void add_conv(std::vector<OpCase>& cases, Data& data, const std::string& where, const ConvSpec& s, int samples) {
   const int64_t n_in = int64_t{s.N} * s.H * s.W * s.C, n_out = int64_t{s.N} * s.out_h() * s.out_w() * s.O;
-  const int64_t n_w = int64_t{s.O} * s.C * s.K * s.K;
+  const int64_t n_w = s.weight_count();
   OpCase c;
   c.methods = {"make_conv2d"};
-  c.shape = where + " " + dims({s.N, s.H, s.W, s.C}) + " -> " + std::to_string(s.O) + " k" + std::to_string(s.K) +
+  c.shape = where + " " + dims({s.N, s.H, s.W, s.C}) + " -> " + std::to_string(s.O) + " k" + dims({s.KH, s.KW}) +
             " s" + std::to_string(s.stride);
-  c.tensors = {{"x", data(n_in)},      {"w", data(n_w, 1.0f / std::sqrt(float(s.C * s.K * s.K)))},
+  c.tensors = {{"x", data(n_in)},      {"w", data(n_w, 1.0f / std::sqrt(float(s.C * s.KH * s.KW)))},
                {"b", data(s.O, 0.3f)}, {"y", zeros(n_out)},
                {"dy", data(n_out)},    {"dx", data(n_in)},
                {"dw", zeros(n_w)},     {"db", zeros(s.O)}};
@@ -217,6 +204,12 @@ void add_linear(std::vector<OpCase>& cases, Data& data, const std::string& where
         return Results{{"y", linear_reference(h.at("x"), h.at("w"), h.at("b"), M, C, O)}};
       });
 }
+
+}  // namespace cases
+
+namespace {
+
+using namespace cases;
 
 // The registry's GroupNorm calls, one helper each: the Ops signature is changing.
 struct GroupNormShape {
@@ -295,8 +288,6 @@ OpCase unary_case(std::vector<std::string> methods, std::string shape, std::vect
   c.reference = [reference](const HostTensors& h) { return Results{{"y", reference(h.at("x"))}}; };
   return c;
 }
-
-std::vector<double> widen(const std::vector<float>& v) { return {v.begin(), v.end()}; }
 
 // NHWC [N, H, W, C] <-> NCHW [N, C, H, W] index maps.
 std::vector<double> nchw_to_nhwc_reference(const std::vector<float>& x, int N, int C, int H, int W) {
@@ -697,6 +688,7 @@ const std::vector<OpCase>& op_cases() {
     add_elementwise_cases(c, data);
     add_boundary_cases(c, data);
     add_optimizer_and_diffusion_cases(c, data);
+    add_inception_cases(c, data);  // op_registry_inception.cpp
     return c;
   }();
   return cases;

@@ -3,6 +3,7 @@
 // registry (op_registry.h).
 #pragma once
 
+#include <algorithm>
 #include <cmath>
 #include <cstdint>
 #include <vector>
@@ -21,7 +22,7 @@ inline double rel_error(const std::vector<float>& got, const std::vector<double>
   return std::sqrt(d / std::max(n, 1e-300));
 }
 
-// out [N, Ho, Wo, O] of an NHWC convolution with OIHW weights.
+// out [N, Ho, Wo, O] of an NHWC convolution with OIHW weights [O, C, KH, KW].
 inline std::vector<double> conv_reference(const ConvSpec& s, const std::vector<float>& x, const std::vector<float>& w,
                                           const std::vector<float>& b) {
   const int Ho = s.out_h(), Wo = s.out_w();
@@ -31,17 +32,62 @@ inline std::vector<double> conv_reference(const ConvSpec& s, const std::vector<f
       for (int ox = 0; ox < Wo; ++ox)
         for (int o = 0; o < s.O; ++o) {
           double acc = b[o];
-          for (int ky = 0; ky < s.K; ++ky)
-            for (int kx = 0; kx < s.K; ++kx) {
+          for (int ky = 0; ky < s.KH; ++ky)
+            for (int kx = 0; kx < s.KW; ++kx) {
               const int iy = oy * s.stride + ky - s.pad_top, ix = ox * s.stride + kx - s.pad_left;
               if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
               const float* px = &x[((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C];
-              const size_t w0 = static_cast<size_t>(o) * s.C * s.K * s.K + static_cast<size_t>(ky) * s.K + kx;
-              for (int c = 0; c < s.C; ++c) acc += double(px[c]) * w[w0 + static_cast<size_t>(c) * s.K * s.K];
+              const size_t taps = static_cast<size_t>(s.KH) * s.KW;
+              const size_t w0 = static_cast<size_t>(o) * s.C * taps + static_cast<size_t>(ky) * s.KW + kx;
+              for (int c = 0; c < s.C; ++c) acc += double(px[c]) * w[w0 + static_cast<size_t>(c) * taps];
             }
           out[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.O + o] = acc;
         }
   return out;
+}
+
+// out [N, Ho, Wo, C]: the max, or the mean, of the taps of each K x K window that fall
+// inside in [N, H, W, C] (the padding is neither a candidate nor counted).
+inline std::vector<double> pool_reference(const PoolSpec& s, const std::vector<float>& x, bool max) {
+  const int Ho = s.out_h(), Wo = s.out_w();
+  std::vector<double> out(static_cast<size_t>(s.N) * Ho * Wo * s.C);
+  for (int n = 0; n < s.N; ++n)
+    for (int oy = 0; oy < Ho; ++oy)
+      for (int ox = 0; ox < Wo; ++ox)
+        for (int c = 0; c < s.C; ++c) {
+          double acc = max ? -INFINITY : 0.0;
+          int taps = 0;
+          for (int ky = 0; ky < s.K; ++ky)
+            for (int kx = 0; kx < s.K; ++kx) {
+              const int iy = oy * s.stride - s.pad + ky, ix = ox * s.stride - s.pad + kx;
+              if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
+              const double v = x[((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C + c];
+              acc = max ? std::max(acc, v) : acc + v;
+              ++taps;
+            }
+          out[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.C + c] = max ? acc : acc / taps;
+        }
+  return out;
+}
+
+// out [N, C] = mean over HW of x [N, HW, C]
+inline std::vector<double> global_avgpool_reference(const std::vector<float>& x, int N, int HW, int C) {
+  std::vector<double> out(static_cast<size_t>(N) * C, 0.0);
+  for (int n = 0; n < N; ++n)
+    for (int p = 0; p < HW; ++p)
+      for (int c = 0; c < C; ++c) out[size_t(n) * C + c] += x[(size_t(n) * HW + p) * C + c] / double(HW);
+  return out;
+}
+
+// out [M, out_ch] with columns [out_first, out_first + count) replaced by in [M, in_ch]'s
+// columns [in_first, in_first + count)
+inline std::vector<double> copy_channels_reference(const std::vector<float>& out, int out_ch, int out_first,
+                                                   const std::vector<float>& in, int in_ch, int in_first, int count,
+                                                   int64_t M) {
+  std::vector<double> y(out.begin(), out.end());
+  for (int64_t m = 0; m < M; ++m)
+    for (int c = 0; c < count; ++c) y[m * out_ch + out_first + c] = in[m * in_ch + in_first + c];
+  return y;
 }
 
 // out [M, O] = in [M, C] w[O, C]^T + b

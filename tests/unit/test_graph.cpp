@@ -1,9 +1,9 @@
 // The network description (core/graph.h): a graph of nodes gives the same forward as
 // the same ops called by hand, its backward assigns the first gradient of a tensor read
 // twice and adds the second (checked by finite differences), gradient slots are reused
-// along a chain, a forward-only plan holds less memory, and a branchy forward-only
+// along a chain, a forward-only plan holds less memory, a branchy forward-only
 // network of the Inception kind (1x1 and 3x3 branches, a pool, concatenations) is
-// expressed the same way.
+// expressed the same way, and a forward-only graph may have several outputs.
 #define BOOST_TEST_MODULE graph
 #include <boost/test/unit_test.hpp>
 
@@ -131,6 +131,34 @@ BOOST_AUTO_TEST_CASE(gradient_memory_is_reused) {
   BOOST_TEST(net.activation_floats() > forward_only);
 }
 
+// A forward-only plan that shares memory packs the tensors between nodes by lifetime:
+// along a chain two slots take turns, whatever its length, and the output is the same.
+BOOST_AUTO_TEST_CASE(shared_forward_memory_ping_pongs_along_a_chain) {
+  const int N = 2, HW = 4, C = 32;
+  const int64_t act = int64_t{N} * HW * HW * C;
+  auto chain = [&](int length, bool share, std::vector<float>* out) {
+    ParamLayout layout;
+    Graph g;
+    Graph::TensorId h = g.input(TensorShape{HW, HW, C});
+    for (int i = 0; i < length; ++i) h = g.add(conv(layout, cat("c", i), C, C, HW, 3), {h}, TensorShape{HW, HW, C});
+    g.set_output(h);
+    if (share) g.share_forward_memory();
+    g.prepare(ops(), N, PlanMode::kForwardOnly);
+    const std::vector<float> params = random_params(layout, 40), image = random_vector(act, 41);
+    out->assign(static_cast<size_t>(act), 0.0f);
+    Pass ps;
+    ps.ops = &ops(), ps.params = params.data(), ps.N = N;
+    const float* inputs[] = {image.data()};
+    g.forward(ps, inputs, out->data());
+    return g.arena_floats();
+  };
+  std::vector<float> kept, shared, longer;
+  BOOST_TEST(chain(6, false, &kept) == 5 * act);
+  BOOST_TEST(chain(6, true, &shared) == 2 * act);
+  BOOST_TEST(chain(9, true, &longer) == 2 * act);
+  BOOST_TEST(shared == kept);
+}
+
 // An Inception-style module, forward only: four branches (1x1; 1x1 -> 3x3; 3x3 -> 3x3;
 // average pool -> 1x1 at half resolution, then upsampled) joined by concatenations.
 BOOST_AUTO_TEST_CASE(branchy_forward_only_network) {
@@ -174,4 +202,40 @@ BOOST_AUTO_TEST_CASE(branchy_forward_only_network) {
     }
   }
   BOOST_CHECK_THROW(g.backward(ps, out.data()), Error);
+}
+
+// A forward-only graph may have several outputs, which later nodes may also read (the
+// Inception's pool_3 features feed its classifier); such a graph is never planned for
+// backward. out_a = conv_a(x), out_b = conv_b(out_a), as the same convolutions by hand.
+BOOST_AUTO_TEST_CASE(several_outputs_read_by_later_nodes) {
+  const int N = 2, HW = 5, C = 3, A = 4, B = 6;
+  ParamLayout layout;
+  Graph g;
+  const auto x = g.input(TensorShape{HW, HW, C});
+  const auto a = g.add(conv(layout, "a", C, A, HW, 3), {x}, TensorShape{HW, HW, A});
+  const auto b = g.add(conv(layout, "b", A, B, HW, 1), {a}, TensorShape{HW, HW, B});
+  g.set_outputs({b, a});
+  BOOST_CHECK_THROW(g.prepare(ops(), N, PlanMode::kTraining), Error);
+  g.prepare(ops(), N, PlanMode::kForwardOnly);
+
+  const std::vector<float> params = random_params(layout, 30);
+  const std::vector<float> image = random_vector(int64_t{N} * HW * HW * C, 31);
+  std::vector<float> out_a(static_cast<size_t>(N) * HW * HW * A), out_b(static_cast<size_t>(N) * HW * HW * B);
+  Pass ps;
+  ps.ops = &ops(), ps.params = params.data(), ps.N = N;
+  const float* inputs[] = {image.data()};
+  float* const outputs[] = {out_b.data(), out_a.data()};
+  g.forward(ps, inputs, outputs);
+
+  auto by_hand = [&](const std::string& name, int c, int o, int k, const float* in) {
+    ConvSpec s;
+    s.N = N, s.H = s.W = HW, s.C = c, s.O = o;
+    s.with_kernel(k, k, 1, k / 2, k / 2);
+    std::vector<float> y(static_cast<size_t>(N) * HW * HW * o);
+    ops().make_conv2d(s)->forward(y.data(), false, in, params.data() + layout.at(name + ".weight").offset,
+                                  params.data() + layout.at(name + ".bias").offset, 1);
+    return y;
+  };
+  BOOST_TEST(out_a == by_hand("a", C, A, 3, image.data()));
+  BOOST_TEST(out_b == by_hand("b", A, B, 1, out_a.data()));
 }

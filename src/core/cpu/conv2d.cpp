@@ -35,7 +35,7 @@ class CpuConv2d final : public Conv2d {
     // output (y, dx, dw, db) is fp32.
     const dt in_t = ops.bf16() ? dt::bf16 : dt::f32;
     const memory::dims src_dims{s.N, s.C, s.H, s.W}, dst_dims{s.N, s.O, s.out_h(), s.out_w()};
-    const memory::dims w_dims{s.O, s.C, s.K, s.K}, b_dims{s.O};
+    const memory::dims w_dims{s.O, s.C, s.KH, s.KW}, b_dims{s.O};
     const dnnl_compat::ConvGeometry geom{{s.stride, s.stride}, {s.pad_top, s.pad_left}, {s.pad_bottom, s.pad_right}};
     const memory::desc x_md(src_dims, in_t, tag::nhwc), dx_md(src_dims, dt::f32, tag::nhwc);
     const memory::desc y_md(dst_dims, dt::f32, tag::nhwc), dy_md(dst_dims, in_t, tag::nhwc);
@@ -184,7 +184,7 @@ class CpuConv2d final : public Conv2d {
       if (warned || std::strncmp(impl, "ref", 3) != 0) continue;
       warned = true;
       std::fprintf(stderr, "ddpm: oneDNN has no fast bf16 kernel for convolution %dx%d %d->%d on %dx%d (%s)\n",
-                   spec_.K, spec_.K, spec_.C, spec_.O, spec_.H, spec_.W, impl);
+                   spec_.KH, spec_.KW, spec_.C, spec_.O, spec_.H, spec_.W, impl);
     }
   }
 

@@ -120,6 +120,14 @@ void CpuOps::split_channels(float* da, float* db, const float* dout, int64_t M, 
   }
 }
 
+void CpuOps::copy_channels(float* out, int out_ch, int out_first, const float* in, int in_ch, int in_first,
+                           int count, int64_t M) {
+#pragma omp parallel for schedule(static)
+  for (int64_t m = 0; m < M; ++m) {
+    std::memcpy(out + m * out_ch + out_first, in + m * in_ch + in_first, sizeof(float) * count);
+  }
+}
+
 void CpuOps::nchw_to_nhwc(float* out, const float* in, int N, int C, int H, int W) {
   const int64_t HW = static_cast<int64_t>(H) * W;
 #pragma omp parallel for collapse(2) schedule(static)

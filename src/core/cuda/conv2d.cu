@@ -51,28 +51,28 @@ __global__ void widen_add_kernel(float* dst, bool accumulate, const T* src, cons
   }
 }
 
-// w_krsc [O, K, K, C] (T) from w [O, C, K, K] (float)
+// w_krsc [O, KH, KW, C] (T) from w [O, C, KH, KW] (float)
 template <typename T>
-__global__ void oihw_to_krsc_kernel(T* dst, const float* w, int O, int C, int K) {
-  const int64_t total = static_cast<int64_t>(O) * C * K * K;
+__global__ void oihw_to_krsc_kernel(T* dst, const float* w, int O, int C, int KH, int KW) {
+  const int64_t total = static_cast<int64_t>(O) * C * KH * KW;
   DDPM_GRID_STRIDE(i, total) {
-    const cuda::NhwcIndex at = cuda::nhwc_index(i, K, K, C);  // [O, K, K, C]: n = o, y = ky, x = kx
-    dst[i] = cuda::from_float<T>(w[((at.n * C + at.c) * K + at.y) * K + at.x]);
+    const cuda::NhwcIndex at = cuda::nhwc_index(i, KH, KW, C);  // [O, KH, KW, C]: n = o, y = ky, x = kx
+    dst[i] = cuda::from_float<T>(w[((at.n * C + at.c) * KH + at.y) * KW + at.x]);
   }
 }
 
-// dw [O, C, K, K] += dw_krsc [O, K, K, C]
+// dw [O, C, KH, KW] += dw_krsc [O, KH, KW, C]
 template <typename T>
-__global__ void add_krsc_to_oihw_kernel(float* dw, const T* src, int O, int C, int K) {
-  const int64_t total = static_cast<int64_t>(O) * C * K * K;
+__global__ void add_krsc_to_oihw_kernel(float* dw, const T* src, int O, int C, int KH, int KW) {
+  const int64_t total = static_cast<int64_t>(O) * C * KH * KW;
   DDPM_GRID_STRIDE(i, total) {
-    const int kx = static_cast<int>(i % K);
-    int64_t r = i / K;
-    const int ky = static_cast<int>(r % K);
-    r /= K;
+    const int kx = static_cast<int>(i % KW);
+    int64_t r = i / KW;
+    const int ky = static_cast<int>(r % KH);
+    r /= KH;
     const int c = static_cast<int>(r % C);
     const int64_t o = r / C;
-    dw[i] += cuda::to_float<T>(src[((o * K + ky) * K + kx) * C + c]);
+    dw[i] += cuda::to_float<T>(src[((o * KH + ky) * KW + kx) * C + c]);
   }
 }
 
@@ -109,7 +109,7 @@ class CudaConv2d final : public Conv2d {
     DDPM_CHECK_CUDNN(cudnnCreateFilterDescriptor(&w_desc_));
     for (auto* d : {&fwd_conv_, &data_conv_, &filter_conv_}) DDPM_CHECK_CUDNN(cudnnCreateConvolutionDescriptor(d));
 
-    const std::string key = cat(s.N, ",", s.H, ",", s.W, ",", s.C, ",", s.O, ",", s.K, ",", s.stride, ",",
+    const std::string key = cat(s.N, ",", s.H, ",", s.W, ",", s.C, ",", s.O, ",", s.KH, "x", s.KW, ",", s.stride, ",",
                                 s.pad_top, ",", s.pad_left, ",", s.pad_bottom, ",", s.pad_right, ",",
                                 precision_name(ops.precision()));
     auto it = ops.conv_plans().find(key);
@@ -132,7 +132,7 @@ class CudaConv2d final : public Conv2d {
     DDPM_CHECK_CUDNN(cudnnSetConvolutionMathType(filter_conv_, plan_.filter_math));
     ops.scratch(kSlotWorkspace, plan_.workspace_bytes);  // grown now, never on the hot path
     const size_t elem = plan_.bf16 ? sizeof(__nv_bfloat16) : sizeof(float);
-    DDPM_CHECK_CUDA(cudaMalloc(&w_cache_, elem * static_cast<size_t>(s.O) * s.C * s.K * s.K));
+    DDPM_CHECK_CUDA(cudaMalloc(&w_cache_, elem * static_cast<size_t>(s.weight_count())));
   }
 
   ~CudaConv2d() override {
@@ -165,7 +165,7 @@ class CudaConv2d final : public Conv2d {
  private:
   int64_t packed_elems() const { return static_cast<int64_t>(spec_.N) * Hp_ * Wp_ * spec_.C; }
   int64_t out_elems() const { return static_cast<int64_t>(spec_.N) * spec_.out_h() * spec_.out_w() * spec_.O; }
-  int64_t w_elems() const { return static_cast<int64_t>(spec_.O) * spec_.C * spec_.K * spec_.K; }
+  int64_t w_elems() const { return spec_.weight_count(); }
 
   // Descriptors for the given element type; false if cuDNN refuses them.
   bool describe(bool bf16) {
@@ -174,7 +174,7 @@ class CudaConv2d final : public Conv2d {
     if (cudnnSetTensor4dDescriptor(x_desc_, CUDNN_TENSOR_NHWC, dt, s.N, s.C, Hp_, Wp_) != CUDNN_STATUS_SUCCESS ||
         cudnnSetTensor4dDescriptor(y_desc_, CUDNN_TENSOR_NHWC, dt, s.N, s.O, s.out_h(), s.out_w()) !=
             CUDNN_STATUS_SUCCESS ||
-        cudnnSetFilter4dDescriptor(w_desc_, dt, CUDNN_TENSOR_NHWC, s.O, s.C, s.K, s.K) != CUDNN_STATUS_SUCCESS) {
+        cudnnSetFilter4dDescriptor(w_desc_, dt, CUDNN_TENSOR_NHWC, s.O, s.C, s.KH, s.KW) != CUDNN_STATUS_SUCCESS) {
       return false;
     }
     for (auto d : {fwd_conv_, data_conv_, filter_conv_}) {
@@ -233,7 +233,8 @@ class CudaConv2d final : public Conv2d {
   const T* filter(const float* w, uint64_t version) {
     if (w != w_ptr_ || version != w_version_) {
       oihw_to_krsc_kernel<T><<<grid_for(w_elems()), kThreads, 0, ops_.stream()>>>(static_cast<T*>(w_cache_), w,
-                                                                                  spec_.O, spec_.C, spec_.K);
+                                                                                  spec_.O, spec_.C, spec_.KH,
+                                                                                  spec_.KW);
       DDPM_CHECK_LAUNCH();
       w_ptr_ = w;
       w_version_ = version;
@@ -311,7 +312,7 @@ class CudaConv2d final : public Conv2d {
                                                     plan_.filter_algo, ws, plan_.workspace_bytes, &zero, w_desc_,
                                                     dw_krsc));
     add_krsc_to_oihw_kernel<T><<<grid_for(w_elems()), kThreads, 0, ops_.stream()>>>(dw, dw_krsc, spec_.O, spec_.C,
-                                                                                    spec_.K);
+                                                                                    spec_.KH, spec_.KW);
     DDPM_CHECK_LAUNCH();
     ops_.add_column_sums(db, dout, static_cast<int64_t>(spec_.N) * spec_.out_h() * spec_.out_w(), spec_.O);
   }

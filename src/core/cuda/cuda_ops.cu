@@ -291,6 +291,16 @@ __global__ void split_kernel(float* da, float* db, const float* dout, int64_t M,
   }
 }
 
+// out [M, out_ch] columns [out_first, + count) = in [M, in_ch] columns [in_first, + count)
+__global__ void copy_channels_kernel(float* out, int out_ch, int out_first, const float* in, int in_ch, int in_first,
+                                     int count, int64_t M) {
+  DDPM_GRID_STRIDE(i, M * count) {
+    const int64_t m = i / count;
+    const int c = static_cast<int>(i % count);
+    out[m * out_ch + out_first + c] = in[m * in_ch + in_first + c];
+  }
+}
+
 // Transposes the last two dims of [N, R, S] into [N, S, R] (NCHW <-> NHWC).
 __global__ void transpose_kernel(float* out, const float* in, int N, int64_t R, int64_t S) {
   DDPM_GRID_STRIDE(i, N * R * S) {
@@ -315,6 +325,14 @@ void CudaOps::concat_channels(float* out, const float* a, const float* b, int64_
 
 void CudaOps::split_channels(float* da, float* db, const float* dout, int64_t M, int Ca, int Cb) {
   split_kernel<<<grid_for(M * (Ca + Cb)), kThreads, 0, stream_>>>(da, db, dout, M, Ca, Cb);
+  DDPM_CHECK_LAUNCH();
+}
+
+void CudaOps::copy_channels(float* out, int out_ch, int out_first, const float* in, int in_ch, int in_first,
+                            int count, int64_t M) {
+  if (M * count <= 0) return;
+  copy_channels_kernel<<<grid_for(M * count), kThreads, 0, stream_>>>(out, out_ch, out_first, in, in_ch, in_first,
+                                                                      count, M);
   DDPM_CHECK_LAUNCH();
 }
 

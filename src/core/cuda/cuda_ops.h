@@ -83,6 +83,12 @@ class CudaOps final : public Ops {
   void concat_channels(float* out, const float* a, const float* b, int64_t M, int Ca, int Cb) override;
   void split_channels(float* da, float* db, const float* dout, int64_t M, int Ca, int Cb) override;
   void add_inplace(float* dst, const float* src, int64_t n) override;
+  void copy_channels(float* out, int out_ch, int out_first, const float* in, int in_ch, int in_first, int count,
+                     int64_t M) override;
+  void relu_forward(float* out, const float* in, int64_t n) override;
+  void maxpool_forward(float* out, const float* in, const PoolSpec& spec) override;
+  void avgpool_forward(float* out, const float* in, const PoolSpec& spec) override;
+  void global_avgpool_forward(float* out, const float* in, int N, int HW, int C) override;
   void attention_forward(float* a, float* p, const float* q, const float* k, const float* v, int N, int L,
                          int C) override;
   void attention_backward(float* dq, float* dk, float* dv, const float* da, const float* p, const float* q,

@@ -37,14 +37,6 @@ __global__ void add_channel_bias_kernel(float* x, const float* bias, int64_t HWC
   DDPM_GRID_STRIDE(i, total) x[i] += bias[(i / HWC) * C + i % C];
 }
 
-struct PlainValue {
-  const float* x;
-  int HW, C;
-  __device__ double2 operator()(int n, int p, int c) const {
-    return make_double2(x[(static_cast<int64_t>(n) * HW + p) * C + c], 0.0);
-  }
-};
-
 __global__ void store_totals_kernel(float* out, const double2* total, int64_t n) {
   DDPM_GRID_STRIDE(i, n) out[i] = static_cast<float>(total[i].x);
 }
@@ -108,7 +100,7 @@ void CudaOps::add_channel_bias(float* x, const float* bias, int N, int HW, int C
 }
 
 void CudaOps::sum_over_hw(float* dbias, const float* dx, int N, int HW, int C) {
-  const double2* total = cuda::channel_sums(*this, N, HW, C, PlainValue{dx, HW, C});
+  const double2* total = cuda::channel_sums(*this, N, HW, C, cuda::PlainValue{dx, HW, C});
   const int64_t n = static_cast<int64_t>(N) * C;
   store_totals_kernel<<<grid_for(n), kThreads, 0, stream_>>>(dbias, total, n);
   DDPM_CHECK_LAUNCH();

@@ -126,5 +126,15 @@ double2* channel_sums(CudaOps& ops, int N, int HW, int C, F f) {
   return total;
 }
 
+// The values of x [N, HW, C] themselves, as channel_sums' functor (sum_over_hw, the
+// global average pool).
+struct PlainValue {
+  const float* x;
+  int HW, C;
+  __device__ double2 operator()(int n, int p, int c) const {
+    return make_double2(x[(static_cast<int64_t>(n) * HW + p) * C + c], 0.0);
+  }
+};
+
 }  // namespace cuda
 }  // namespace ddpm
