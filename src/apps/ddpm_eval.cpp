@@ -4,6 +4,7 @@
 //   [mpirun ...] ddpm_eval bpd --checkpoint FILE --data DIR --out bpd.h5
 //   ddpm_eval rate-distortion bpd.h5 --out DIR
 //   ddpm_eval interpolate --checkpoint FILE --data DIR --pairs 0:1,2:3 --out DIR
+//   ddpm_eval fid A B   |   ddpm_eval fid --save-stats IN OUT.npz   |   ddpm_eval is SAMPLES
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -28,6 +29,7 @@
 #include "core/weights_io.h"
 #include "dist/world.h"
 #include "eval/bpd.h"
+#include "eval/fid.h"
 #include "eval/interpolate.h"
 #include "eval/rate_distortion.h"
 #include "train/model_source.h"
@@ -42,7 +44,9 @@ constexpr const char* kUsage =
     "  eps     the model's epsilon prediction for given x and t (to check a converted checkpoint)\n"
     "  bpd     the variational bound in bits/dim per image of a dataset (the paper's NLL; runs under mpirun)\n"
     "  rate-distortion  the paper's Table 4 and Fig. 5 from bpd's output\n"
-    "  interpolate      the paper's Fig. 8: source images mixed in latent space at t and decoded\n\n"
+    "  interpolate      the paper's Fig. 8: source images mixed in latent space at t and decoded\n"
+    "  fid     the Frechet Inception Distance between two sets of images (or their statistics)\n"
+    "  is      the Inception Score of a set of images\n\n"
     "Run 'ddpm_eval COMMAND --help' for the options of a command.\n";
 
 int cmd_info(int argc, char** argv) {
@@ -283,6 +287,91 @@ int cmd_interpolate(int argc, char** argv) {
   return kExitOk;
 }
 
+// The options fid and is share: the network's weights, the resize, the batch and size.
+void add_inception_options(Cli& cli) {
+  cli.option("inception", "FILE",
+             "Inception weights (tools/convert_inception.py); default $DDPM_INCEPTION, then "
+             "~/.cache/ddpm/inception-2015-12-05.h5");
+  cli.option("resize", "tf|torch|pil-bicubic",
+             "resize to 299: tf (TF1 bilinear, the paper's, TTUR's, OpenAI's), torch (pytorch-fid), pil-bicubic "
+             "(clean-fid)",
+             "tf");
+  cli.option("batch", "N", "images per Inception forward pass", "50");
+  cli.option("num", "N", "images of each set (0: all)", "0");
+  cli.option("threads", "T", "CPU threads (0: all cores)", "0");
+}
+
+struct InceptionSetup {
+  std::unique_ptr<Ops> ops;
+  std::unique_ptr<eval::InceptionEvaluator> evaluator;
+};
+
+InceptionSetup inception_setup(const Cli& cli) {
+  InceptionSetup s;
+  const std::string weights = eval::find_inception_weights(cli.get("inception"));
+  const InceptionResize resize = parse_inception_resize(cli.get("resize"), "--resize");
+  s.ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
+  s.evaluator = std::make_unique<eval::InceptionEvaluator>(*s.ops, weights, resize,
+                                                           static_cast<int>(cli.get_int("batch")));
+  return s;
+}
+
+int cmd_fid(int argc, char** argv) {
+  Cli cli("ddpm_eval fid", "A B [options]   |   --save-stats IN OUT.npz [options]",
+          "The Frechet Inception Distance between A and B, as TTUR / pytorch-fid compute it: pool_3 features of the "
+          "2015-12-05 TF Inception (pytorch-fid's port), mean and covariance in float64, the matrix square root by "
+          "symmetric eigendecompositions. A and B are each a folder of PNG/JPEG images (recursive), an .npz with "
+          "arr_0 uint8 [N,H,W,C] (ddpm_sample's samples.npz, OpenAI's reference batches), an .npz with mu and sigma "
+          "(pytorch-fid statistics) or a prepared dataset directory. Prints 'FID: <value>' last. --save-stats "
+          "writes IN's statistics as pytorch-fid does (mu float64 [2048], sigma float64 [2048,2048]) and refuses to "
+          "overwrite.");
+  add_inception_options(cli);
+  cli.flag("save-stats", "write the statistics of IN to OUT.npz instead of a distance");
+  cli.flag("json", "also print the result as one JSON line");
+  cli.parse(argc, argv, 2);
+  const std::vector<std::string>& paths = cli.positional();
+  if (paths.size() != 2) input_error(cli.has("save-stats") ? "--save-stats takes IN OUT.npz" : "give two sets, A and B");
+  const int64_t num = cli.get_int("num");
+  if (num < 0) input_error("--num must be >= 0");
+  if (cli.has("save-stats") && fs::exists(paths[1])) input_error(paths[1], ": exists; give another output");
+  InceptionSetup s = inception_setup(cli);
+  if (cli.has("save-stats")) {
+    const eval::FeatureStats stats = eval::fid_operand_stats(*s.evaluator, paths[0], num);
+    eval::write_fid_stats(paths[1], stats);
+    std::printf("wrote %s (mu [%lld], sigma [%lld, %lld])\n", paths[1].c_str(), static_cast<long long>(stats.dim),
+                static_cast<long long>(stats.dim), static_cast<long long>(stats.dim));
+    return kExitOk;
+  }
+  const eval::FeatureStats a = eval::fid_operand_stats(*s.evaluator, paths[0], num);
+  const eval::FeatureStats b = eval::fid_operand_stats(*s.evaluator, paths[1], num);
+  const double fid = eval::frechet_distance(a, b);
+  if (cli.has("json")) {
+    std::printf("{\"fid\": %.6f, \"a\": \"%s\", \"b\": \"%s\", \"resize\": \"%s\"}\n", fid, paths[0].c_str(),
+                paths[1].c_str(), cli.get("resize").c_str());
+  }
+  std::printf("FID: %.6f\n", fid);
+  return kExitOk;
+}
+
+int cmd_is(int argc, char** argv) {
+  Cli cli("ddpm_eval is", "SAMPLES [options]",
+          "The Inception Score of a set of images (a folder, an .npz with arr_0 or a prepared dataset), as "
+          "improved-gan computes it: the softmax of the 1008 logits, contiguous splits, exp(mean KL(p(y|x) || p(y))) "
+          "per split. Prints 'IS: <mean> \u00b1 <std over the splits>' last.");
+  add_inception_options(cli);
+  cli.option("splits", "K", "contiguous splits of the images", "10");
+  cli.parse(argc, argv, 2);
+  if (cli.positional().size() != 1) input_error("give one set of images");
+  const int splits = static_cast<int>(cli.get_int("splits"));
+  if (splits < 1) input_error("--splits must be >= 1");
+  InceptionSetup s = inception_setup(cli);
+  const std::unique_ptr<eval::ImageSet> images = eval::open_image_set(cli.positional()[0]);
+  const eval::FeatureRun run = s.evaluator->run(*images, cli.get_int("num"), true, cli.positional()[0]);
+  const eval::InceptionScore score = eval::inception_score_from_logits(run.logits.rows(), splits);
+  std::printf("IS: %.6f \u00b1 %.6f\n", score.mean, score.std);
+  return kExitOk;
+}
+
 }  // namespace
 }  // namespace ddpm
 
@@ -294,6 +383,8 @@ int main(int argc, char** argv) {
     if (cmd == "bpd") return ddpm::cmd_bpd(argc, argv);
     if (cmd == "rate-distortion") return ddpm::cmd_rate_distortion(argc, argv);
     if (cmd == "interpolate") return ddpm::cmd_interpolate(argc, argv);
+    if (cmd == "fid") return ddpm::cmd_fid(argc, argv);
+    if (cmd == "is") return ddpm::cmd_is(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << ddpm::kUsage;
       return 0;

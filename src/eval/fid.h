@@ -1,0 +1,49 @@
+// FID and IS of sets of images (ddpm_eval fid, is): images through the Inception's input
+// pipeline (a resize mode) and network in batches on a backend, pool_3 features into
+// streamed float64 statistics, logits kept for the Inception Score.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "core/buffer.h"
+#include "eval/frechet.h"
+#include "eval/image_set.h"
+#include "eval/inception.h"
+#include "eval/inception_input.h"
+#include "eval/inception_score.h"
+
+namespace ddpm::eval {
+
+// Where the Inception weights are: `flag` if given, else $DDPM_INCEPTION, else
+// ~/.cache/ddpm/inception-2015-12-05.h5. InputError saying how to get them when the file
+// is not there.
+std::string find_inception_weights(const std::string& flag);
+
+struct FeatureRun {
+  FeatureStats pool3;      // mean and covariance of the pool_3 features
+  FeatureMatrix logits;    // [N, 1008], when asked for
+  int64_t images = 0;
+};
+
+class InceptionEvaluator {
+ public:
+  InceptionEvaluator(Ops& ops, const std::string& weights_path, InceptionResize resize, int batch);
+  // The first `num` images of the set (0: all); progress on stderr under `label`.
+  FeatureRun run(ImageSet& images, int64_t num, bool keep_logits, const std::string& label);
+
+ private:
+  Ops& ops_;
+  InceptionResize resize_;
+  int batch_;
+  FidInception net_;
+  ParamBuffer weights_;
+  Buffer input_, pool3_, logits_, spatial_;
+};
+
+// The statistics of a FID operand: a stats .npz (mu, sigma) is read as it is, anything
+// else is run through the evaluator.
+FeatureStats fid_operand_stats(InceptionEvaluator& evaluator, const std::string& path, int64_t num);
+
+}  // namespace ddpm::eval
