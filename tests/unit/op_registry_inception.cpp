@@ -82,8 +82,10 @@ void add_pools(std::vector<OpCase>& cases, Data& data) {
 }
 
 void add_reductions_and_copies(std::vector<OpCase>& cases, Data& data) {
-  for (auto [where, N, HW, C] :
-       {std::tuple{"tiny", 2, 15, 7}, std::tuple{"inception pool_3 of Mixed_7c", 2, 64, 2048}}) {
+  for (const auto& shape : {std::tuple{"tiny", 2, 15, 7}, std::tuple{"inception pool_3 of Mixed_7c", 2, 64, 2048}}) {
+    // Plain copies: lambdas cannot capture structured bindings before C++20 (clang 14).
+    const char* where = std::get<0>(shape);
+    const int N = std::get<1>(shape), HW = std::get<2>(shape), C = std::get<3>(shape);
     cases.push_back(forward_case(
         {"global_avgpool_forward"}, std::string(where) + " " + dims({N, HW, C}), data(int64_t{N} * HW * C),
         zeros(int64_t{N} * C),
