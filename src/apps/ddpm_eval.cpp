@@ -12,7 +12,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <cmath>
 
 #include <cstdio>
 #include <iostream>
@@ -246,8 +245,7 @@ int cmd_rate_distortion(int argc, char** argv) {
   write_rate_distortion_csv(rd, dir);
   std::printf("%lld images, T = %d\nreverse steps  rate (bits/dim)  distortion (RMSE [0,255])\n",
               static_cast<long long>(rd.images), rd.T);
-  for (int k = 10; k >= 1; --k) {
-    const RateDistortionPoint& p = rd.points[std::max(1, static_cast<int>(std::lround(rd.T * k / 10.0))) - 1];
+  for (const RateDistortionPoint& p : table4_rows(rd)) {
     std::printf("%13d  %15.5f  %25.5f\n", p.reverse_steps, p.rate_bpd, p.rmse_mean);
   }
   if (!cli.has("no-plot")) {

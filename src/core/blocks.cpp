@@ -115,12 +115,11 @@ void ResBlock::plan(Arena& arena, int N, PlanMode mode) {
   dtp_ = arena.shared(kBlockScratch3, static_cast<int64_t>(N) * out_ch_);
 }
 
-void ResBlock::inner_forward(const Pass& ps, const float* x, const float* temb_act) {
+void ResBlock::inner_forward(const Pass& ps, const float* x) {
   Ops& ops = *ps.ops;
   const int N = ps.N, HW = H_ * W_;
   norm1_.forward(ps, h1_, mean1_, rstd1_, x, HW);
   conv1_.forward(ps, h2_, GradWrite::kAssign, h1_);
-  temb_proj_.forward(ps, tp_, GradWrite::kAssign, temb_act, N);
   ops.add_channel_bias(h2_, tp_, N, HW, out_ch_);
   norm2_.forward(ps, h3_, mean2_, rstd2_, h2_, HW);
   if (ps.training && dropout_ > 0) {
@@ -135,7 +134,8 @@ void ResBlock::forward(const Pass& ps, float* out, const float* x, const float* 
   const int N = ps.N, HW = H_ * W_;
   x_ = x;
   temb_act_ = temb_act;
-  inner_forward(ps, x, temb_act);
+  temb_proj_.forward(ps, tp_, GradWrite::kAssign, temb_act, N);  // tp_ is kept in every plan
+  inner_forward(ps, x);
   // The skip path goes into `out` first; conv2 then adds its result in place.
   if (has_nin_) {
     nin_.forward(ps, out, GradWrite::kAssign, x, static_cast<int64_t>(N) * HW);
@@ -150,7 +150,7 @@ void ResBlock::backward(const Pass& ps, InputGrad dx, InputGrad dtemb_act, const
   Ops& ops = *ps.ops;
   const int N = ps.N, HW = H_ * W_;
   const int64_t M = static_cast<int64_t>(N) * HW;
-  if (recompute_) inner_forward(ps, x_, temb_act_);
+  if (recompute_) inner_forward(ps, x_);
   conv2_.backward(ps, dh3_, GradWrite::kAssign, dout, h3_);
   if (ps.training && dropout_ > 0) {
     DropoutKey key = ps.dropout;

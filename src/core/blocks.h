@@ -86,9 +86,10 @@ class ResBlock : public Node {
   int out_ch() const { return out_ch_; }
 
  private:
-  // h3 = dropout(swish(norm2(conv1(swish(norm1(x))) + temb_proj(temb_act)))), keeping
-  // h1, h2, tp and the norms' statistics: all of forward but conv2 and the skip path.
-  void inner_forward(const Pass& ps, const float* x, const float* temb_act);
+  // h3 = dropout(swish(norm2(conv1(swish(norm1(x))) + tp))), keeping h1, h2 and the
+  // norms' statistics, from tp = temb_proj(temb_act) already in tp_: all of forward but
+  // the time projection, conv2 and the skip path.
+  void inner_forward(const Pass& ps, const float* x);
 
   int in_ch_, out_ch_, temb_ch_, H_, W_;
   float dropout_;

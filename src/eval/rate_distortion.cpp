@@ -14,7 +14,7 @@ namespace {
 
 constexpr double kPixelScale = 127.5;  // [-1, 1] -> [0, 255]
 
-std::string csv_rows(const RateDistortion& rd, const std::vector<RateDistortionPoint>& rows) {
+std::string csv_rows(const std::vector<RateDistortionPoint>& rows) {
   std::string text = "reverse_steps,t,rate_bpd,distortion_rmse,distortion_rmse_of_mean\n";
   char line[160];
   for (const RateDistortionPoint& p : rows) {
@@ -71,14 +71,17 @@ RateDistortion rate_distortion(const std::string& bpd_path) {
 
 void write_rate_distortion_csv(const RateDistortion& rd, const std::string& dir) {
   fs::make_dirs(dir);
-  fs::write_text_atomic(fs::join(dir, "rate_distortion.csv"), csv_rows(rd, rd.points));
-  // Table 4's reverse-process times, 1000, 900, ..., 100, scaled to a T-step process.
+  fs::write_text_atomic(fs::join(dir, "rate_distortion.csv"), csv_rows(rd.points));
+  fs::write_text_atomic(fs::join(dir, "table4.csv"), csv_rows(table4_rows(rd)));
+}
+
+std::vector<RateDistortionPoint> table4_rows(const RateDistortion& rd) {
   std::vector<RateDistortionPoint> rows;
   for (int k = 10; k >= 1; --k) {
     const int steps = std::max(1, static_cast<int>(std::lround(rd.T * k / 10.0)));
     rows.push_back(rd.points[steps - 1]);  // points[i] took i + 1 reverse steps
   }
-  fs::write_text_atomic(fs::join(dir, "table4.csv"), csv_rows(rd, rows));
+  return rows;
 }
 
 }  // namespace ddpm

@@ -29,6 +29,9 @@ struct RateDistortion {
 // naming the file for a file that is not one.
 RateDistortion rate_distortion(const std::string& bpd_path);
 
+// The paper's Table 4 rows: reverse steps 1000, 900, ..., 100, scaled to rd's T.
+std::vector<RateDistortionPoint> table4_rows(const RateDistortion& rd);
+
 // DIR/rate_distortion.csv (every t) and DIR/table4.csv (the paper's rows: reverse steps
 // 1000, 900, ..., 100, scaled to T). Through .tmp files, like every output.
 void write_rate_distortion_csv(const RateDistortion& rd, const std::string& dir);

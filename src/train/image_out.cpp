@@ -2,7 +2,6 @@
 
 #include <png.h>
 #include <unistd.h>
-#include <zlib.h>
 
 #include <cmath>
 #include <cstdio>
