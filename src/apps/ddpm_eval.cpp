@@ -5,6 +5,7 @@
 //   ddpm_eval rate-distortion bpd.h5 --out DIR
 //   ddpm_eval interpolate --checkpoint FILE --data DIR --pairs 0:1,2:3 --out DIR
 //   ddpm_eval fid A B   |   ddpm_eval fid --save-stats IN OUT.npz   |   ddpm_eval is SAMPLES
+//   ddpm_eval evaluate REF SAMPLES
 #include <fcntl.h>
 #include <spawn.h>
 #include <sys/wait.h>
@@ -30,6 +31,7 @@
 #include "eval/bpd.h"
 #include "eval/fid.h"
 #include "eval/interpolate.h"
+#include "eval/precision_recall.h"
 #include "eval/rate_distortion.h"
 #include "train/model_source.h"
 
@@ -45,7 +47,8 @@ constexpr const char* kUsage =
     "  rate-distortion  the paper's Table 4 and Fig. 5 from bpd's output\n"
     "  interpolate      the paper's Fig. 8: source images mixed in latent space at t and decoded\n"
     "  fid     the Frechet Inception Distance between two sets of images (or their statistics)\n"
-    "  is      the Inception Score of a set of images\n\n"
+    "  is      the Inception Score of a set of images\n"
+    "  evaluate         IS, FID, sFID, precision and recall as OpenAI's guided-diffusion evaluator computes them\n\n"
     "Run 'ddpm_eval COMMAND --help' for the options of a command.\n";
 
 int cmd_info(int argc, char** argv) {
@@ -364,9 +367,65 @@ int cmd_is(int argc, char** argv) {
   if (splits < 1) input_error("--splits must be >= 1");
   InceptionSetup s = inception_setup(cli);
   const std::unique_ptr<eval::ImageSet> images = eval::open_image_set(cli.positional()[0]);
-  const eval::FeatureRun run = s.evaluator->run(*images, cli.get_int("num"), true, cli.positional()[0]);
+  eval::FeatureRequest request;
+  request.logits = true;
+  const eval::FeatureRun run = s.evaluator->run(*images, cli.get_int("num"), request, cli.positional()[0]);
   const eval::InceptionScore score = eval::inception_score_from_logits(run.logits.rows(), splits);
   std::printf("IS: %.6f \u00b1 %.6f\n", score.mean, score.std);
+  return kExitOk;
+}
+
+// The features of one operand of `evaluate`: everything from its images, then the FID
+// and sFID statistics an .npz holds (mu, sigma; mu_s, sigma_s) in their place, as the
+// evaluator's read_statistics takes them.
+eval::FeatureRun evaluate_operand(eval::InceptionEvaluator& evaluator, const std::string& path, int64_t num,
+                                  bool logits) {
+  eval::FeatureRequest request;
+  request.logits = logits;
+  request.pool3_rows = request.spatial_stats = true;
+  const std::unique_ptr<eval::ImageSet> images = eval::open_image_set(path);
+  eval::FeatureRun run = evaluator.run(*images, num, request, path);
+  if (!fs::is_dir(path)) {
+    const eval::NpzReader npz(path);
+    if (npz.contains("mu") && npz.contains("sigma")) run.pool3 = eval::read_fid_stats(path);
+    if (npz.contains("mu_s") && npz.contains("sigma_s")) run.spatial = eval::read_fid_stats(path, "mu_s", "sigma_s");
+  }
+  return run;
+}
+
+int cmd_evaluate(int argc, char** argv) {
+  Cli cli("ddpm_eval evaluate", "REF SAMPLES [options]",
+          "What OpenAI's guided-diffusion evaluations/evaluator.py prints, computed as it does: the Inception Score "
+          "of SAMPLES (the softmax of pool_3 times the classifier's matrix, without its bias, in contiguous parts "
+          "of 5000), FID and sFID against REF (sFID: the first 7 channels of Mixed_6d's 1x1 branch, 17x17x7 "
+          "features) and improved precision and recall (k = 3 nearest neighbours of the pool_3 features). REF and "
+          "SAMPLES are image sets as for fid (OpenAI's reference batches are .npz files with arr_0); where an .npz "
+          "also holds mu/sigma or mu_s/sigma_s, those statistics are used for FID and sFID, as the evaluator does. "
+          "The images go through the tf resize, as in the evaluator's graph, unless --resize says otherwise.");
+  add_inception_options(cli);
+  cli.flag("json", "also print the results as one JSON line");
+  cli.parse(argc, argv, 2);
+  const std::vector<std::string>& paths = cli.positional();
+  if (paths.size() != 2) input_error("give the reference batch and the sample batch (REF SAMPLES)");
+  const int64_t num = cli.get_int("num");
+  if (num < 0) input_error("--num must be >= 0");
+  InceptionSetup s = inception_setup(cli);
+  const eval::FeatureRun ref = evaluate_operand(*s.evaluator, paths[0], num, false);
+  eval::FeatureRun samples = evaluate_operand(*s.evaluator, paths[1], num, true);
+  const std::vector<float>& bias = s.evaluator->classifier_bias();
+  for (int64_t i = 0; i < samples.logits.count; ++i) {
+    for (int64_t c = 0; c < samples.logits.dim; ++c) samples.logits.values[i * samples.logits.dim + c] -= bias[c];
+  }
+  const double is = eval::inception_score_in_parts_of(samples.logits.rows()).mean;
+  const double fid = eval::frechet_distance(samples.pool3, ref.pool3);
+  const double sfid = eval::frechet_distance(samples.spatial, ref.spatial);
+  const eval::PrecisionRecall pr = eval::precision_recall(ref.pool3_rows.rows(), samples.pool3_rows.rows());
+  std::printf("Inception Score: %.6f\nFID: %.6f\nsFID: %.6f\nPrecision: %.6f\nRecall: %.6f\n", is, fid, sfid,
+              pr.precision, pr.recall);
+  if (cli.has("json")) {
+    std::printf("{\"inception_score\": %.6f, \"fid\": %.6f, \"sfid\": %.6f, \"precision\": %.6f, \"recall\": %.6f}\n",
+                is, fid, sfid, pr.precision, pr.recall);
+  }
   return kExitOk;
 }
 
@@ -383,6 +442,7 @@ int main(int argc, char** argv) {
     if (cmd == "interpolate") return ddpm::cmd_interpolate(argc, argv);
     if (cmd == "fid") return ddpm::cmd_fid(argc, argv);
     if (cmd == "is") return ddpm::cmd_is(argc, argv);
+    if (cmd == "evaluate") return ddpm::cmd_evaluate(argc, argv);
     if (cmd == "--help" || cmd == "-h" || cmd == "help") {
       std::cout << ddpm::kUsage;
       return 0;

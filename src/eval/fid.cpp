@@ -33,6 +33,9 @@ InceptionEvaluator::InceptionEvaluator(Ops& ops, const std::string& weights_path
   HostFloats host = alloc_host_floats(net_.layout().size());
   read_inception_weights(weights_path, net_.layout(), host.get());
   weights_.load(host.get());
+  const ParamInfo* bias = net_.layout().find("fc.bias");
+  if (bias == nullptr) throw Error("FidInception: no fc.bias in its layout");
+  classifier_bias_.assign(host.get() + bias->offset, host.get() + bias->offset + bias->numel);
   const int64_t S = FidInception::kSpatialSize;
   input_ = Buffer(ops, int64_t{batch} * kInceptionInputSize * kInceptionInputSize * 3);
   pool3_ = Buffer(ops, int64_t{batch} * FidInception::kFeatures);
@@ -40,15 +43,29 @@ InceptionEvaluator::InceptionEvaluator(Ops& ops, const std::string& weights_path
   spatial_ = Buffer(ops, int64_t{batch} * S * S * FidInception::kSpatialChannels);
 }
 
-FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, bool keep_logits, const std::string& label) {
+namespace {
+
+// Appends the first n rows of `rows` (dim floats each) to m.
+void append_rows(FeatureMatrix& m, const std::vector<float>& rows, int n) {
+  m.values.insert(m.values.end(), rows.begin(), rows.begin() + n * m.dim);
+  m.count += n;
+}
+
+}  // namespace
+
+FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, const FeatureRequest& request,
+                                   const std::string& label) {
   const int64_t total = num > 0 ? std::min(num, images.size()) : images.size();
   if (num > images.size()) input_error(images.path(), ": --num ", num, " but it holds ", images.size(), " images");
-  FeatureStatsAccumulator stats(FidInception::kFeatures);
+  const int64_t spatial_dim =
+      int64_t{FidInception::kSpatialSize} * FidInception::kSpatialSize * FidInception::kSpatialChannels;
+  FeatureStatsAccumulator stats(FidInception::kFeatures), spatial_stats(spatial_dim);
   FeatureRun result;
-  if (keep_logits) result.logits.dim = FidInception::kClasses;
+  result.logits.dim = FidInception::kClasses;
+  result.pool3_rows.dim = FidInception::kFeatures;
   const int64_t pixels = int64_t{kInceptionInputSize} * kInceptionInputSize * 3;
   std::vector<float> host_input(static_cast<size_t>(batch_ * pixels)), host_pool3(batch_ * FidInception::kFeatures),
-      host_logits(batch_ * FidInception::kClasses);
+      host_logits(batch_ * FidInception::kClasses), host_spatial(batch_ * spatial_dim);
   data::Image image;
   const bool tty = isatty(STDERR_FILENO);
   const double t0 = now_seconds();
@@ -68,11 +85,14 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, bool keep_logi
     net_.forward(ps, {pool3_.get(), logits_.get(), spatial_.get()}, input_.get());
     ops_.download(host_pool3.data(), pool3_.get(), n * FidInception::kFeatures);
     stats.add({host_pool3.data(), n, FidInception::kFeatures});
-    if (keep_logits) {
+    if (request.pool3_rows) append_rows(result.pool3_rows, host_pool3, n);
+    if (request.logits) {
       ops_.download(host_logits.data(), logits_.get(), n * FidInception::kClasses);
-      result.logits.values.insert(result.logits.values.end(), host_logits.begin(),
-                                  host_logits.begin() + n * FidInception::kClasses);
-      result.logits.count += n;
+      append_rows(result.logits, host_logits, n);
+    }
+    if (request.spatial_stats) {
+      ops_.download(host_spatial.data(), spatial_.get(), n * spatial_dim);
+      spatial_stats.add({host_spatial.data(), n, spatial_dim});
     }
     done += n;
     const double now = now_seconds();
@@ -86,6 +106,7 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, bool keep_logi
   }
   result.images = total;
   result.pool3 = stats.stats();
+  if (request.spatial_stats) result.spatial = spatial_stats.stats();
   return result;
 }
 
@@ -95,7 +116,7 @@ FeatureStats fid_operand_stats(InceptionEvaluator& evaluator, const std::string&
     if (npz.contains("mu") && npz.contains("sigma")) return read_fid_stats(path);
   }
   const std::unique_ptr<ImageSet> images = open_image_set(path);
-  return evaluator.run(*images, num, false, path).pool3;
+  return evaluator.run(*images, num, {}, path).pool3;
 }
 
 }  // namespace ddpm::eval

@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "core/buffer.h"
 #include "eval/frechet.h"
@@ -21,9 +22,18 @@ namespace ddpm::eval {
 // is not there.
 std::string find_inception_weights(const std::string& flag);
 
+// What a run keeps beside the pool_3 statistics.
+struct FeatureRequest {
+  bool logits = false;         // [N, 1008] (IS)
+  bool pool3_rows = false;     // [N, 2048] (precision and recall)
+  bool spatial_stats = false;  // statistics of the [N, 17·17·7] sFID features, NHWC order
+};
+
 struct FeatureRun {
-  FeatureStats pool3;      // mean and covariance of the pool_3 features
-  FeatureMatrix logits;    // [N, 1008], when asked for
+  FeatureStats pool3;          // mean and covariance of the pool_3 features
+  FeatureStats spatial;        // of the sFID features, when asked for
+  FeatureMatrix pool3_rows;    // when asked for
+  FeatureMatrix logits;        // when asked for
   int64_t images = 0;
 };
 
@@ -31,7 +41,10 @@ class InceptionEvaluator {
  public:
   InceptionEvaluator(Ops& ops, const std::string& weights_path, InceptionResize resize, int batch);
   // The first `num` images of the set (0: all); progress on stderr under `label`.
-  FeatureRun run(ImageSet& images, int64_t num, bool keep_logits, const std::string& label);
+  FeatureRun run(ImageSet& images, int64_t num, const FeatureRequest& request, const std::string& label);
+  // The classifier's bias [1008]: guided-diffusion's evaluator takes its softmax of
+  // pool_3 times the classifier's matrix alone, the logits less this.
+  const std::vector<float>& classifier_bias() const { return classifier_bias_; }
 
  private:
   Ops& ops_;
@@ -40,6 +53,7 @@ class InceptionEvaluator {
   FidInception net_;
   ParamBuffer weights_;
   Buffer input_, pool3_, logits_, spatial_;
+  std::vector<float> classifier_bias_;
 };
 
 // The statistics of a FID operand: a stats .npz (mu, sigma) is read as it is, anything

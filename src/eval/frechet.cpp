@@ -100,18 +100,18 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
   return (mu1 - mu2).squaredNorm() + s1.trace() + s2.trace() - 2.0 * trace_sqrt;
 }
 
-FeatureStats read_fid_stats(const std::string& path) {
+FeatureStats read_fid_stats(const std::string& path, const std::string& mu_name, const std::string& sigma_name) {
   const NpzReader npz(path);
-  const NpyArray mu = npz.read_floating("mu", 1), sigma = npz.read_floating("sigma", 2);
+  const NpyArray mu = npz.read_floating(mu_name, 1), sigma = npz.read_floating(sigma_name, 2);
   FeatureStats s;
   s.dim = mu.shape[0];
   if (s.dim < 1 || sigma.shape[0] != s.dim || sigma.shape[1] != s.dim) {
-    input_error(path, ": sigma is ", shape_string(sigma.shape), " for mu of ", shape_string(mu.shape),
-                " (expected [D, D] for mu of [D], D >= 1)");
+    input_error(path, ": ", sigma_name, " is ", shape_string(sigma.shape), " for ", mu_name, " of ",
+                shape_string(mu.shape), " (expected [D, D] for [D], D >= 1)");
   }
   s.mu = mu.to_doubles();
   s.sigma = sigma.to_doubles();
-  if (!all_finite(s.mu) || !all_finite(s.sigma)) input_error(path, ": mu or sigma holds NaN or infinity");
+  if (!all_finite(s.mu) || !all_finite(s.sigma)) input_error(path, ": ", mu_name, " or ", sigma_name, " holds NaN or infinity");
   return s;
 }
 

@@ -53,7 +53,9 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b);
 // Statistics files as pytorch-fid writes them (np.savez_compressed(path, mu=, sigma=)):
 // `mu` [D] and `sigma` [D, D], float64 (float32 is read too). Written uncompressed, in
 // float64, through a temporary file; an existing file is refused unless replaced.
-FeatureStats read_fid_stats(const std::string& path);
+// Other names: OpenAI's reference batches also hold the sFID statistics as mu_s, sigma_s.
+FeatureStats read_fid_stats(const std::string& path, const std::string& mu_name = "mu",
+                            const std::string& sigma_name = "sigma");
 void write_fid_stats(const std::string& path, const FeatureStats& stats, Overwrite overwrite = Overwrite::kRefuse);
 
 }  // namespace ddpm::eval

@@ -5,6 +5,7 @@
 // and the standard deviation (numpy's, ddof 0) of the part scores.
 #pragma once
 
+#include <cstdint>
 #include <vector>
 
 #include "eval/features.h"
@@ -21,6 +22,11 @@ constexpr int kInceptionScoreSplits = 10;
 
 // From the classifier's logits [N, classes]: the softmax is taken in double.
 InceptionScore inception_score_from_logits(FeatureRows logits, int splits = kInceptionScoreSplits);
+// As guided-diffusion's evaluations/evaluator.py computes it: contiguous parts of
+// `part_size` rows (5000 there), the last one shorter, so fewer than 5000 images make
+// one part and its standard deviation 0.
+constexpr int64_t kEvaluatorScorePartSize = 5000;
+InceptionScore inception_score_in_parts_of(FeatureRows logits, int64_t part_size = kEvaluatorScorePartSize);
 // From probabilities [N, classes]: each row non-negative, summing to 1 (within 1e-3).
 InceptionScore inception_score_from_probabilities(FeatureRows probabilities, int splits = kInceptionScoreSplits);
 

@@ -8,6 +8,11 @@ calibrated so that activations stay O(1)), converted by tools/convert_inception.
 - --save-stats writes pytorch-fid's mu/sigma file, numpy reads it, and FID against it
   equals FID against the images; it refuses to overwrite.
 - `is` prints `IS: <mean> ± <std>` within [1, number of classes].
+- `evaluate` prints what guided-diffusion's evaluator.py prints, each value against the
+  evaluator's formulas in numpy/scipy on the features of the plain-torch reference
+  network of the same images, resized by the numpy port of TF's resize: IS of
+  softmax(pool_3 · Wᵀ) without the bias in parts of 5000, FID, sFID (17·17·7 NHWC),
+  precision and recall (k = 3); an .npz's mu/sigma/mu_s/sigma_s replace the statistics.
 - No weights: exit 2 and one line that says how to get them.
 
 usage: test_eval_fid.py --ddpm-eval PATH --workdir DIR
@@ -20,7 +25,9 @@ import numpy as np
 import torch
 
 import e2e_util as u  # puts tests/reference on sys.path
+import inception_input_ref  # noqa: E402
 import inception_ref  # noqa: E402
+from scipy import linalg  # noqa: E402
 
 N = 12
 
@@ -29,6 +36,78 @@ def fid_value(result):
     m = re.fullmatch(r"FID: (-?[0-9.e+-]+)", result.stdout.strip().splitlines()[-1])
     u.check(m is not None, f"last line {result.stdout.strip().splitlines()[-1]!r} is not 'FID: <value>'")
     return float(m.group(1))
+
+
+def reference_features(net, images):
+    """pool_3 and the flattened sFID map of uint8 images (float32 network, float64 out)."""
+    x = np.stack([inception_input_ref.tf_resize(im) for im in images])
+    out = inception_ref.outputs(net, torch.from_numpy(x).permute(0, 3, 1, 2))
+    return out["pool3"].astype(np.float64), out["spatial"].reshape(len(images), -1).astype(np.float64)
+
+
+def statistics(features):
+    return features.mean(axis=0), np.cov(features, rowvar=False)
+
+
+def frechet(a, b):
+    """evaluator.py's FIDStatistics.frechet_distance (scipy's sqrtm of S1 S2)."""
+    (mu1, s1), (mu2, s2) = a, b
+    covmean = linalg.sqrtm(s1.dot(s2), disp=False)[0].real
+    return float((mu1 - mu2).dot(mu1 - mu2) + np.trace(s1) + np.trace(s2) - 2 * np.trace(covmean))
+
+
+def precision_recall(ref, samples, k=3):
+    def distances(u, v):
+        return np.maximum((u * u).sum(1)[:, None] - 2 * u @ v.T + (v * v).sum(1)[None, :], 0)
+    r_ref = np.partition(distances(ref, ref), k, axis=1)[:, k]
+    r_samples = np.partition(distances(samples, samples), k, axis=1)[:, k]
+    d = distances(ref, samples)
+    margin = min(np.min(np.abs(d - r_ref[:, None])), np.min(np.abs(d - r_samples[None, :])))
+    return np.mean(np.any(d <= r_ref[:, None], axis=0)), np.mean(np.any(d <= r_samples[None, :], axis=1)), margin
+
+
+def evaluator_results(result):
+    values = {}
+    for line in result.stdout.strip().splitlines():
+        m = re.fullmatch(r"(Inception Score|FID|sFID|Precision|Recall): (-?[0-9.e+-]+)", line)
+        if m:
+            values[m.group(1)] = float(m.group(2))
+    u.check(len(values) == 5, f"evaluate printed {result.stdout!r}")
+    return values
+
+
+def check_evaluate(args, net, weights, work, a, b, a_npz, b_npz):
+    ref_pool, ref_spatial = reference_features(net, a)
+    pool, spatial = reference_features(net, b)
+    w = net.fc.weight.detach().numpy().astype(np.float64)
+    logits = pool @ w.T
+    p = np.exp(logits - logits.max(1, keepdims=True))
+    p /= p.sum(1, keepdims=True)
+    is_ref = float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(p.mean(0, keepdims=True))), 1))))
+    precision, recall, margin = precision_recall(ref_pool, pool)
+    u.check(margin > 1e-6, f"a radius ties within {margin}: the case cannot tell rounding from an error")
+    expected = {"Inception Score": is_ref, "FID": frechet(statistics(pool), statistics(ref_pool)),
+                "sFID": frechet(statistics(spatial), statistics(ref_spatial)), "Precision": precision,
+                "Recall": recall}
+    evaluate = [args.ddpm_eval, "evaluate", "--inception", weights, "--batch", "5"]
+    got = evaluator_results(u.expect_ok(evaluate + [a_npz, b_npz]))
+    for name, want in expected.items():
+        tolerance = 0 if name in ("Precision", "Recall") else 1e-3 * abs(want)
+        u.check(abs(got[name] - want) <= tolerance + 1e-6, f"evaluate {name}: {got[name]} vs numpy {want}")
+    print("ok   evaluate: " + ", ".join(f"{k} {got[k]:.6f} (numpy {expected[k]:.6f})" for k in expected))
+
+    # A reference batch with its statistics (OpenAI's hold mu, sigma, mu_s, sigma_s): here
+    # those of the samples themselves, so FID and sFID are 0, precision and recall as before.
+    with_stats = os.path.join(work, "ref_with_stats.npz")
+    (mu, sigma), (mu_s, sigma_s) = statistics(pool), statistics(spatial)
+    np.savez(with_stats, arr_0=np.stack(a), mu=mu, sigma=sigma, mu_s=mu_s, sigma_s=sigma_s)
+    again = evaluator_results(u.expect_ok(evaluate + [with_stats, b_npz]))
+    u.check(abs(again["FID"]) < 1e-3 * expected["FID"] and abs(again["sFID"]) < 1e-3 * expected["sFID"],
+            f"with the samples' own statistics in the reference: FID {again['FID']}, sFID {again['sFID']}")
+    u.check(again["Precision"] == got["Precision"] and again["Recall"] == got["Recall"],
+            "precision/recall changed with the reference's statistics")
+    print(f"ok   evaluate: the reference's mu/sigma/mu_s/sigma_s are used (FID {again['FID']:.2e}, "
+          f"sFID {again['sFID']:.2e})")
 
 
 def main():
@@ -76,6 +155,9 @@ def main():
     score = float(m.group(1))
     u.check(1.0 <= score <= 1008.0, f"IS {score} outside [1, 1008]")
     print(f"ok   {r.stdout.strip().splitlines()[-1]}")
+
+    b_images = list(np.load(b_npz)["arr_0"])
+    check_evaluate(args, net, weights, work, a, b_images, a_npz, b_npz)
 
     env_free = [args.ddpm_eval, "fid", "--inception", os.path.join(work, "none.h5"), a_dir, b_npz]
     u.expect_one_line_error(env_free, ["none.h5", "convert_inception.py"], "no Inception weights")

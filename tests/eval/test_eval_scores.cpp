@@ -49,6 +49,16 @@ BOOST_AUTO_TEST_CASE(inception_score_of_logits_matches_numpy) {
   check_score(inception_score_from_logits(logits.rows()), "logits");
 }
 
+BOOST_AUTO_TEST_CASE(inception_score_in_parts_matches_numpy) {
+  // guided-diffusion's evaluator: parts of a fixed size, the last one shorter.
+  const FeatureMatrix logits = scores_input("logits.npz", "logits");
+  const InceptionScore score = inception_score_in_parts_of(logits.rows(), 400);
+  BOOST_REQUIRE_EQUAL(score.split_scores.size(), 3u);
+  check_score(score, "parts");
+  // Fewer rows than a part: one part.
+  BOOST_TEST(inception_score_in_parts_of(logits.rows()).split_scores.size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(inception_score_of_probabilities_matches_numpy) {
   const FeatureMatrix p = scores_input("probabilities.npz", "probabilities");
   check_score(inception_score_from_probabilities(p.rows(), 7), "probabilities");

@@ -295,12 +295,16 @@ def softmax(logits):
     return e / e.sum(axis=1, keepdims=True)
 
 
-def inception_score(preds, splits):
-    """improved-gan's inception_score/model.py, written from its formula."""
+def inception_score(preds, splits, part_size=None):
+    """improved-gan's inception_score/model.py, written from its formula: `splits`
+    contiguous parts; or, with part_size, guided-diffusion evaluator.py's parts
+    preds[i:i + part_size]."""
     scores = []
     n = preds.shape[0]
-    for i in range(splits):
-        part = preds[i * n // splits:(i + 1) * n // splits]
+    bounds = ([(i * n // splits, (i + 1) * n // splits) for i in range(splits)] if part_size is None else
+              [(i, min(i + part_size, n)) for i in range(0, n, part_size)])
+    for begin, end in bounds:
+        part = preds[begin:end]
         kl = part * (np.log(part) - np.log(np.mean(part, axis=0, keepdims=True)))
         scores.append(np.exp(np.mean(np.sum(kl, axis=1))))
     return np.mean(scores), np.std(scores), np.array(scores)
@@ -326,6 +330,10 @@ def score_cases(out):
         mean, std, scores = inception_score(preds, splits)
         expected.update({f"is_{name}_mean": mean, f"is_{name}_std": std, f"is_{name}_splits": scores})
         print(f"inception score of {name}: {mean!r} ± {std!r} ({splits} splits)")
+    # The evaluator's parts of a fixed size; 1003 rows in parts of 400: 400, 400, 203.
+    mean, std, scores = inception_score(softmax(logits), None, part_size=400)
+    expected.update(is_parts_mean=mean, is_parts_std=std, is_parts_splits=scores)
+    print(f"inception score in parts of 400: {mean!r} ± {std!r}")
 
     reference = rng.standard_normal((1500, 32)).astype(np.float32)
     samples = (1.2 * rng.standard_normal((1100, 32)) + 0.4).astype(np.float32)
