@@ -309,7 +309,7 @@ struct InceptionSetup {
 
 InceptionSetup inception_setup(const Cli& cli) {
   InceptionSetup s;
-  const std::string weights = eval::find_inception_weights(cli.get("inception"));
+  const std::string weights = eval::find_inception_weights(cli.get("inception"), "--inception");
   const InceptionResize resize = parse_inception_resize(cli.get("resize"), "--resize");
   s.ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
   s.evaluator = std::make_unique<eval::InceptionEvaluator>(*s.ops, weights, resize,

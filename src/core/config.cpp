@@ -204,6 +204,16 @@ const std::vector<Field>& fields() {
             "sampler of the grids: ancestral (the paper's, T steps) | ddim"),
       field("train", "sample_steps", &Config::train, &TrainConfig::sample_steps, "int",
             "DDIM steps of the grids (0: T)"),
+      field("train", "fid_every", &Config::train, &TrainConfig::fid_every, "int",
+            "steps between FID measurements of the EMA weights (0: never)"),
+      field("train", "fid_num", &Config::train, &TrainConfig::fid_num, "int",
+            "samples per FID measurement, drawn by all ranks"),
+      field("train", "fid_ref", &Config::train, &TrainConfig::fid_ref, "string",
+            "FID reference: a statistics .npz (mu, sigma) or images (prepared dataset, folder, .npz with arr_0)"),
+      field("train", "fid_steps", &Config::train, &TrainConfig::fid_steps, "int",
+            "DDIM steps of the FID samples"),
+      field("train", "fid_inception", &Config::train, &TrainConfig::fid_inception, "string",
+            "Inception weights file (empty: $DDPM_INCEPTION, then ~/.cache/ddpm/inception-2015-12-05.h5)"),
       field("train", "checkpoint_every", &Config::train, &TrainConfig::checkpoint_every, "int",
             "steps between checkpoints (one is also written at the end)"),
       field("train", "keep_checkpoints", &Config::train, &TrainConfig::keep_checkpoints, "int",
@@ -394,6 +404,11 @@ void TrainConfig::validate(const std::string& source) const {
   require(one_of(sample_sampler, {"ancestral", "ddim"}), source, "train.sample_sampler",
           cat("must be ancestral or ddim, got '", sample_sampler, "'"));
   require(sample_steps >= 0, source, "train.sample_steps", "must be >= 0");
+  require(fid_every >= 0, source, "train.fid_every", "must be >= 0");
+  require(fid_num >= 2 && fid_num <= 1000000, source, "train.fid_num", "must be in [2, 1000000]");
+  require(fid_steps >= 1, source, "train.fid_steps", "must be >= 1");
+  require(fid_every == 0 || !fid_ref.empty(), source, "train.fid_ref",
+          "is needed with train.fid_every: a statistics .npz (ddpm_eval fid --save-stats) or a set of images");
   require(checkpoint_every >= 1, source, "train.checkpoint_every", "must be >= 1");
   require(keep_checkpoints >= 1, source, "train.keep_checkpoints", "must be >= 1");
   require(bucket_mb > 0 && bucket_mb <= 4096, source, "train.bucket_mb", "must be in (0, 4096]");

@@ -68,6 +68,11 @@ struct TrainConfig {
   int sample_count = 64;
   std::string sample_sampler = "ancestral";  // ancestral|ddim for the training grids
   int sample_steps = 0;                      // DDIM steps for the grids (0: T)
+  int fid_every = 0;             // steps between FID measurements of the EMA (0: never)
+  int fid_num = 5000;            // samples per measurement, drawn by all ranks
+  std::string fid_ref;           // reference: a stats .npz (mu, sigma) or an image set
+  int fid_steps = 50;            // DDIM steps of the FID samples
+  std::string fid_inception;     // Inception weights ("": $DDPM_INCEPTION, then the per-user path)
   int checkpoint_every = 10000;
   int keep_checkpoints = 3;
   double bucket_mb = 25.0;       // gradient all-reduce bucket size

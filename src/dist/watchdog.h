@@ -41,6 +41,7 @@ constexpr WatchPhase kOptimizer{"optimizer", false};
 constexpr WatchPhase kConsistency{"consistency check", true};
 constexpr WatchPhase kCheckpoint{"checkpoint", false};
 constexpr WatchPhase kSampleGrid{"sample grid", true};
+constexpr WatchPhase kFid{"FID measurement", true};
 constexpr WatchPhase kFinish{"final checkpoint", true};
 }  // namespace phase
 

@@ -12,8 +12,8 @@
 
 namespace ddpm::eval {
 
-std::string find_inception_weights(const std::string& flag) {
-  std::string path = flag;
+std::string find_inception_weights(const std::string& given, const std::string& option) {
+  std::string path = given;
   const char* env = std::getenv("DDPM_INCEPTION");
   const char* home = std::getenv("HOME");
   if (path.empty() && env != nullptr && *env != '\0') path = env;
@@ -21,7 +21,7 @@ std::string find_inception_weights(const std::string& flag) {
   if (path.empty() || !fs::exists(path)) {
     input_error(path.empty() ? "no Inception weights" : path + ": no Inception weights there",
                 "; on a connected machine download pytorch-fid's pt_inception-2015-12-05-6726825d.pth, convert it "
-                "with python3 tools/convert_inception.py IN.pth OUT.h5 and give --inception OUT.h5 or set "
+                "with python3 tools/convert_inception.py IN.pth OUT.h5 and give ", option, " OUT.h5 or set "
                 "DDPM_INCEPTION (docs/evaluation.md)");
   }
   return path;
@@ -84,7 +84,7 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, const FeatureR
     ps.ops = &ops_, ps.params = weights_.get(), ps.version = weights_.version(), ps.N = n;
     net_.forward(ps, {pool3_.get(), logits_.get(), spatial_.get()}, input_.get());
     ops_.download(host_pool3.data(), pool3_.get(), n * FidInception::kFeatures);
-    stats.add({host_pool3.data(), n, FidInception::kFeatures});
+    if (request.pool3_stats) stats.add({host_pool3.data(), n, FidInception::kFeatures});
     if (request.pool3_rows) append_rows(result.pool3_rows, host_pool3, n);
     if (request.logits) {
       ops_.download(host_logits.data(), logits_.get(), n * FidInception::kClasses);
@@ -95,6 +95,10 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, const FeatureR
       spatial_stats.add({host_spatial.data(), n, spatial_dim});
     }
     done += n;
+    if (request.progress) {
+      request.progress(done, total);
+      continue;
+    }
     const double now = now_seconds();
     if (done == total || (tty ? now - last_report > 0.5 : now - last_report > 30)) {
       last_report = now;
@@ -105,7 +109,7 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, const FeatureR
     }
   }
   result.images = total;
-  result.pool3 = stats.stats();
+  if (request.pool3_stats) result.pool3 = stats.stats();
   if (request.spatial_stats) result.spatial = spatial_stats.stats();
   return result;
 }

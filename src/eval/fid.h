@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <vector>
@@ -17,16 +18,21 @@
 
 namespace ddpm::eval {
 
-// Where the Inception weights are: `flag` if given, else $DDPM_INCEPTION, else
+// Where the Inception weights are: `given` if not empty, else $DDPM_INCEPTION, else
 // ~/.cache/ddpm/inception-2015-12-05.h5. InputError saying how to get them when the file
-// is not there.
-std::string find_inception_weights(const std::string& flag);
+// is not there; `option` names where a user gives the path (--inception,
+// train.fid_inception).
+std::string find_inception_weights(const std::string& given, const std::string& option);
 
-// What a run keeps beside the pool_3 statistics.
+// What a run keeps.
 struct FeatureRequest {
+  bool pool3_stats = true;     // mean and covariance of pool_3 (needs two images or more)
   bool logits = false;         // [N, 1008] (IS)
   bool pool3_rows = false;     // [N, 2048] (precision and recall)
   bool spatial_stats = false;  // statistics of the [N, 17·17·7] sFID features, NHWC order
+  // Called after each batch with (images done, images in all) in place of the progress
+  // line on stderr (training: the watchdog's beat).
+  std::function<void(int64_t, int64_t)> progress;
 };
 
 struct FeatureRun {

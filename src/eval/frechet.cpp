@@ -107,7 +107,7 @@ FeatureStats read_fid_stats(const std::string& path, const std::string& mu_name,
   s.dim = mu.shape[0];
   if (s.dim < 1 || sigma.shape[0] != s.dim || sigma.shape[1] != s.dim) {
     input_error(path, ": ", sigma_name, " is ", shape_string(sigma.shape), " for ", mu_name, " of ",
-                shape_string(mu.shape), " (expected [D, D] for [D], D >= 1)");
+                shape_string(mu.shape), " (expected [D, D] for ", mu_name, " of [D], D >= 1)");
   }
   s.mu = mu.to_doubles();
   s.sigma = sigma.to_doubles();

@@ -86,7 +86,32 @@ class FolderImages final : public ImageSet {
   std::unique_ptr<data::ImageSource> source_;
 };
 
+class MemoryImages final : public ImageSet {
+ public:
+  MemoryImages(const uint8_t* pixels, int64_t n, int height, int width, int channels, const std::string& name)
+      : ImageSet(name), pixels_(pixels), n_(n), height_(height), width_(width), channels_(channels) {}
+  int64_t size() const override { return n_; }
+  bool next(data::Image* image) override {
+    if (next_ == n_) return false;
+    const int64_t bytes = int64_t{height_} * width_ * channels_;
+    image->height = height_, image->width = width_, image->channels = channels_;
+    image->pixels.assign(pixels_ + next_ * bytes, pixels_ + (next_ + 1) * bytes);
+    ++next_;
+    return true;
+  }
+
+ private:
+  const uint8_t* pixels_;
+  int64_t n_, next_ = 0;
+  int height_, width_, channels_;
+};
+
 }  // namespace
+
+std::unique_ptr<ImageSet> memory_image_set(const uint8_t* pixels, int64_t n, int height, int width, int channels,
+                                           const std::string& name) {
+  return std::make_unique<MemoryImages>(pixels, n, height, width, channels, name);
+}
 
 std::unique_ptr<ImageSet> open_image_set(const std::string& path) {
   if (fs::is_dir(path)) {

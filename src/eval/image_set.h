@@ -26,5 +26,9 @@ class ImageSet {
 };
 
 std::unique_ptr<ImageSet> open_image_set(const std::string& path);
+// n images [n, height, width, channels] uint8 held by the caller, who keeps them alive;
+// `name` stands for the path in messages.
+std::unique_ptr<ImageSet> memory_image_set(const uint8_t* pixels, int64_t n, int height, int width, int channels,
+                                           const std::string& name);
 
 }  // namespace ddpm::eval

@@ -16,6 +16,7 @@
 #include "train/image_out.h"
 #include "train/model_buffers.h"
 #include "train/train_log.h"
+#include "train/training_fid.h"
 
 namespace ddpm {
 
@@ -29,6 +30,7 @@ PeriodicWork::PeriodicWork(const RunContext& run, TrainLog* log, const std::stri
     writer_ = std::make_unique<CheckpointWriter>(checkpoint_dir_, run.config.model, run.net.layout(),
                                                  run.config.train.keep_checkpoints, std::move(checkpoint_delay));
   }
+  if (run.config.train.fid_every > 0) fid_ = std::make_unique<TrainingFid>(run, run_dir);
 }
 
 PeriodicWork::~PeriodicWork() = default;
@@ -60,28 +62,44 @@ void PeriodicWork::check_replicas(const TrainState& state) {
                           "hardware fault or a bug): resume from the last checkpoint"));
 }
 
+const ParamBuffer& PeriodicWork::lend_ema() {
+  World& world = run_.world;
+  if (world.is_root()) {
+    if (world.size() > 1) {
+      HostFloats host = alloc_host_floats(run_.buffers.ema.size());
+      run_.ops.download(host.get(), run_.buffers.ema.get(), run_.buffers.ema.size());
+      world.broadcast(host.get(), run_.buffers.ema.size());
+    }
+    return run_.buffers.ema;
+  }
+  const int64_t P = run_.buffers.params.size();
+  if (!sample_weights_) sample_weights_ = ParamBuffer(run_.ops, P);
+  HostFloats host = alloc_host_floats(P);
+  world.broadcast(host.get(), P);
+  sample_weights_.load(host.get());
+  return sample_weights_;
+}
+
+// The grids' and FID's own forward-only U-Net (see sample_net_).
+UNet& PeriodicWork::sample_net() {
+  if (!sample_net_) sample_net_ = std::make_unique<UNet>(run_.config.model);
+  return *sample_net_;
+}
+
 void PeriodicWork::sample_grid(const TrainState& state) {
   World& world = run_.world;
-  Ops& ops = run_.ops;
   const bool root = world.is_root();
   run_.watchdog.enter(phase::kSampleGrid, state.iteration);
   const int W = world.size(), count = run_.config.train.sample_count;
   const int per_rank = (count + W - 1) / W;
   const ModelConfig& mc = run_.config.model;
   const int64_t per_example = static_cast<int64_t>(mc.resolution) * mc.resolution * mc.in_channels;
-  const int64_t P = run_.buffers.params.size();
-  if (!root && !sample_weights_) sample_weights_ = ParamBuffer(ops, P);
-  const ParamBuffer& weights = root ? run_.buffers.ema : sample_weights_;
-  HostFloats host = alloc_host_floats(P);
-  if (root) ops.download(host.get(), run_.buffers.ema.get(), P);
-  world.broadcast(host.get(), P);
-  if (!root) sample_weights_.load(host.get());
+  const ParamBuffer& weights = lend_ema();
   SamplerOptions so;
   so.kind = run_.config.train.sample_sampler;
   so.steps = run_.config.train.sample_steps;
   so.seed = run_.config.train.seed;
-  if (!sample_net_) sample_net_ = std::make_unique<UNet>(mc);
-  Sampler sampler(*sample_net_, ops, run_.diffusion, so);
+  Sampler sampler(sample_net(), run_.ops, run_.diffusion, so);
   std::vector<float> mine(static_cast<size_t>(per_rank) * per_example), all;
   if (root) all.resize(static_cast<size_t>(per_rank) * W * per_example);
   const double t0 = now_seconds();
@@ -96,6 +114,17 @@ void PeriodicWork::sample_grid(const TrainState& state) {
   write_grid_png(fs::join(samples_dir_, name), bytes.data(), count, mc.resolution, mc.resolution, mc.in_channels);
   say(cat("samples ", fs::join(samples_dir_, name), " (", count, " images, ", sampler.timesteps().size(), " steps, ",
           static_cast<int>(now_seconds() - t0), " s)"));
+}
+
+void PeriodicWork::measure_fid(const TrainState& state) {
+  if (!fid_) return;
+  run_.watchdog.enter(phase::kFid, state.iteration);
+  const double t0 = now_seconds();
+  const double fid = fid_->measure(lend_ema(), sample_net(), [&] { run_.watchdog.beat(); });
+  if (!log_) return;
+  const TrainConfig& tc = run_.config.train;
+  const double seconds = now_seconds() - t0;
+  log_->record_fid(state.step, fid, tc.fid_num, tc.fid_steps, seconds);
 }
 
 void PeriodicWork::start_checkpoint(const TrainState& state) {

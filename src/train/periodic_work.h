@@ -1,6 +1,7 @@
 // What a training run does between steps, every so many of them: the replica check
-// (every rank's parameters hash the same), the grids of EMA samples, and the hand-off
-// of checkpoints to rank 0's background writer, whose outcomes it reports.
+// (every rank's parameters hash the same), the grids of EMA samples, the FID of the EMA
+// (train.fid_every), and the hand-off of checkpoints to rank 0's background writer,
+// whose outcomes it reports.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,7 @@ namespace ddpm {
 
 class CheckpointWriter;
 class TrainLog;
+class TrainingFid;
 
 class PeriodicWork {
  public:
@@ -34,6 +36,8 @@ class PeriodicWork {
   void check_replicas(const TrainState& state);
   // Collective: a grid of EMA samples, drawn by all ranks (rank 0 lends its EMA).
   void sample_grid(const TrainState& state);
+  // Collective: the FID of the EMA (all ranks sample), to the log and metrics.jsonl.
+  void measure_fid(const TrainState& state);
   // Rank 0 (no-op elsewhere): hands the buffers to the background writer.
   void start_checkpoint(const TrainState& state);
   // Rank 0 (true elsewhere): writes a checkpoint of `state` and waits for every write;
@@ -48,6 +52,9 @@ class PeriodicWork {
 
  private:
   void say(const std::string& text);
+  // Collective: the EMA on every rank (rank 0's own, lent to the others).
+  const ParamBuffer& lend_ema();
+  UNet& sample_net();
 
   const RunContext run_;
   TrainLog* log_;
@@ -59,6 +66,7 @@ class PeriodicWork {
   // per grid.
   std::unique_ptr<UNet> sample_net_;
   HostFloats replica_scratch_;                // replica check on a device backend
+  std::unique_ptr<TrainingFid> fid_;          // with train.fid_every
 };
 
 }  // namespace ddpm

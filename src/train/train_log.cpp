@@ -118,4 +118,16 @@ void TrainLog::record(const StepReport& r) {
            r.skipped ? cat("  skipped ", r.skipped) : std::string()));
 }
 
+void TrainLog::record_fid(int64_t step, double fid, int64_t samples, int ddim_steps, double seconds) {
+  // FID to a fixed number of decimals: %g's six digits would round a 5-digit value.
+  char value[64];
+  std::snprintf(value, sizeof(value), std::isfinite(fid) ? "%.6f" : "null", fid);
+  std::fprintf(metrics_, "{\"step\": %lld, \"fid\": %s, \"fid_num\": %lld, \"fid_steps\": %d, \"fid_s\": %s, \"time\": %lld}\n",
+               static_cast<long long>(step), value, static_cast<long long>(samples), ddim_steps,
+               num(seconds).c_str(), static_cast<long long>(std::time(nullptr)));
+  std::fflush(metrics_);
+  line(cat("FID ", value, " at step ", step, " (", samples, " EMA samples, DDIM ", ddim_steps, " steps, ",
+           static_cast<int>(seconds), " s)"));
+}
+
 }  // namespace ddpm

@@ -29,6 +29,8 @@ class TrainLog {
   void progress(const StepReport& r);
   // The interval record: metrics.jsonl plus a log line.
   void record(const StepReport& r);
+  // A FID measurement: metrics.jsonl ({"step": N, "fid": ...}) plus a log line.
+  void record_fid(int64_t step, double fid, int64_t samples, int ddim_steps, double seconds);
   // A run that starts at `step` redoes what came after it: drops the metrics records of
   // later steps (and a line cut short by a kill) so each step appears once. Returns how
   // many lines were dropped.

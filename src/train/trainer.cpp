@@ -258,6 +258,9 @@ int Trainer::Impl::loop() {
       interval_start = now_seconds();
     }
     periodic->report_checkpoints();
+    // FID also at the last step (the model a run ends with), but not when a signal asks
+    // to stop: the checkpoint comes first.
+    if (r.applied && !stop && tc.fid_every > 0 && state.step % tc.fid_every == 0) periodic->measure_fid(state);
     if (last || stop) {
       const int status = finish(last ? kExitOk : kExitRequeue, signal_names(stats));
       if (status == kExitOk) say(cat("done: step ", state.step, " in ", format_duration(now_seconds() - run_start)));

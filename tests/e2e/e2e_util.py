@@ -114,6 +114,19 @@ def write_eps_input(path, model, n, seed):
     return x, t
 
 
+def random_inception_weights(work, seed=7):
+    """The FID Inception of tests/reference/inception_ref.py with random weights (BN
+    statistics calibrated), saved as pytorch-fid's state_dict and converted by
+    tools/convert_inception.py. Returns (the torch network, the weights file)."""
+    import inception_ref
+    net = inception_ref.FidInception().eval()
+    inception_ref.random_weights(net, seed=seed)
+    pth, weights = os.path.join(work, "inception.pth"), os.path.join(work, "inception.h5")
+    torch.save(inception_ref.pytorch_fid_state_dict(net), pth)
+    expect_ok([sys.executable, os.path.join(SOURCE_DIR, "tools", "convert_inception.py"), pth, weights])
+    return net, weights
+
+
 def relative_error(got, ref):
     got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))

@@ -19,7 +19,6 @@ usage: test_eval_fid.py --ddpm-eval PATH --workdir DIR
 """
 import os
 import re
-import sys
 
 import numpy as np
 import torch
@@ -113,11 +112,7 @@ def check_evaluate(args, net, weights, work, a, b, a_npz, b_npz):
 def main():
     args = u.eval_test_args()
     work = args.workdir
-    net = inception_ref.FidInception().eval()
-    inception_ref.random_weights(net, seed=7)
-    pth, weights = os.path.join(work, "inception.pth"), os.path.join(work, "inception.h5")
-    torch.save(inception_ref.pytorch_fid_state_dict(net), pth)
-    u.expect_ok([sys.executable, os.path.join(u.SOURCE_DIR, "tools", "convert_inception.py"), pth, weights])
+    net, weights = u.random_inception_weights(work)
 
     a_dir, b_npz, a_npz = os.path.join(work, "a"), os.path.join(work, "b.npz"), os.path.join(work, "a.npz")
     os.makedirs(a_dir)
