@@ -164,7 +164,7 @@ if configure || { [ "${DDPM_GPU_CHECK_BUNDLE:-auto}" = auto ] && unpack_bundle &
     note "- configured (DDPM_GPU_CHECK_ONLY=configure: stopping here)"
     exit 0
   elif grep -q "CUDA backend: on" "$LOGDIR/configure.log"; then
-    TARGETS=(test_gpu_layers test_gpu_kernels test_gpu_unet ddpm_gpu_bench)
+    TARGETS=(test_gpu_layers test_gpu_kernels test_gpu_unet test_gpu_op_registry test_gpu_inception test_gpu_bpd ddpm_gpu_bench)
     for t in test_nccl_allreduce ddpm_train ddpm_prepare; do
       ninja -C "$BUILD" -t targets all 2>/dev/null | grep -q "^$t:" && TARGETS+=("$t")
     done
@@ -185,12 +185,12 @@ BIN=$BUILD
 
 # --- 2. GPU tests against the CPU reference ----------------------------------------------
 note ""
-note "## Kernels and U-Net against the CPU reference"
+note "## Kernels, U-Net, Inception and the bound against the CPU reference"
 if [ $BUILT = 1 ]; then
   note ""
   note "| test | result | seconds |"
   note "| --- | --- | --- |"
-  for t in test_gpu_kernels test_gpu_layers test_gpu_unet test_nccl_allreduce; do
+  for t in test_gpu_kernels test_gpu_layers test_gpu_unet test_gpu_op_registry test_gpu_inception test_gpu_bpd test_nccl_allreduce; do
     exe=$(find "$BIN/tests/gpu" -maxdepth 1 -name "$t" -type f 2>/dev/null | head -1)
     [ -n "$exe" ] || continue
     fits 30 "$t" || continue

@@ -20,6 +20,7 @@
 
 #include "apps/cli.h"
 #include "apps/model_options.h"
+#include "core/backend.h"
 #include "core/buffer.h"
 #include "core/common.h"
 #include "core/fs.h"
@@ -300,6 +301,7 @@ void add_inception_options(Cli& cli) {
   cli.option("batch", "N", "images per Inception forward pass", "50");
   cli.option("num", "N", "images of each set (0: all)", "0");
   cli.option("threads", "T", "CPU threads (0: all cores)", "0");
+  cli.option("device", "cpu|cuda", "backend of the network (cuda: the first GPU, fp32)", "cpu");
 }
 
 struct InceptionSetup {
@@ -309,9 +311,13 @@ struct InceptionSetup {
 
 InceptionSetup inception_setup(const Cli& cli) {
   InceptionSetup s;
+  DeviceConfig device;
+  device.kind = cli.get("device");
+  device.threads = static_cast<int>(cli.get_int("threads"));
+  device.validate("--device");
   const std::string weights = eval::find_inception_weights(cli.get("inception"), "--inception");
   const InceptionResize resize = parse_inception_resize(cli.get("resize"), "--resize");
-  s.ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")));
+  s.ops = make_backend(device, 0, device.threads);
   s.evaluator = std::make_unique<eval::InceptionEvaluator>(*s.ops, weights, resize,
                                                            static_cast<int>(cli.get_int("batch")));
   return s;
