@@ -31,6 +31,7 @@ int run(int argc, char** argv) {
   cli.option("mode", "both|train|forward", "what to time", "both");
   cli.flag("recompute", "recompute the residual blocks' inner activations in backward (train.recompute)");
   cli.option("precision", "fp32|bf16", "how convolutions and matrix products compute (device.precision)", "fp32");
+  cli.flag("no-winograd", "the direct convolution kernels everywhere (device.winograd: false)");
   cli.parse(argc, argv);
   const Config cfg = load_config(cli.require("config"));
   const int N = static_cast<int>(cli.get_int("batch"));
@@ -38,7 +39,8 @@ int run(int argc, char** argv) {
   const std::string mode = cli.get("mode");
   if (N < 1 || steps < 1 || warmup < 0) input_error("--batch and --steps must be >= 1");
 
-  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")), parse_precision(cli.get("precision")));
+  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")), parse_precision(cli.get("precision")),
+                          !cli.has("no-winograd"));
   UNet net(cfg.model);
   const int64_t P = net.layout().size();
   float* params = ops->alloc(P);

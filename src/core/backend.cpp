@@ -37,7 +37,7 @@ std::unique_ptr<Ops> make_backend(const DeviceConfig& device, int local_rank, in
     input_error("device.kind is cuda but this build has no CUDA backend (rebuild with nvcc on the PATH)");
 #endif
   }
-  return make_cpu_ops(threads, precision);
+  return make_cpu_ops(threads, precision, device.winograd);
 }
 
 }  // namespace ddpm

@@ -86,6 +86,7 @@ struct DeviceConfig {
   std::string kind = "cpu";        // cpu|cuda
   int threads = 0;                 // CPU threads per rank (0: all cores / ranks on the node)
   std::string precision = "fp32";  // fp32|tf32|bf16 (tf32: GPU only)
+  bool winograd = true;            // CPU: Winograd 3x3 convolutions where faster (fp32)
   void validate(const std::string& source) const;
 };
 

@@ -258,7 +258,8 @@ class Ops {
 
 // The CPU backend (oneDNN + OpenMP). `threads` 0 keeps the OpenMP default. bf16 on a
 // CPU without bf16 instructions says so on stderr and runs fp32; tf32 is an InputError
-// (a GPU mode).
-std::unique_ptr<Ops> make_cpu_ops(int threads = 0, Precision precision = Precision::kFp32);
+// (a GPU mode). `winograd`: 3×3 convolutions through oneDNN's Winograd kernels where they
+// are faster (fp32; core/cpu/conv2d_winograd.h, device.winograd).
+std::unique_ptr<Ops> make_cpu_ops(int threads = 0, Precision precision = Precision::kFp32, bool winograd = true);
 
 }  // namespace ddpm

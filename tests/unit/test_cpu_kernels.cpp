@@ -9,6 +9,7 @@
 #include <memory>
 #include <set>
 
+#include "core/cpu/conv2d_winograd.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/vec_math.h"
 #include "gradcheck.h"
@@ -28,7 +29,6 @@ Ops& ops() {
   return *o;
 }
 
-}  // namespace
 
 BOOST_AUTO_TEST_CASE(conv_forward_matches_plain_loops_on_model_shapes) {
   const ConvSpec shapes[] = {
@@ -62,45 +62,76 @@ BOOST_AUTO_TEST_CASE(conv_forward_matches_plain_loops_on_model_shapes) {
   }
 }
 
-BOOST_AUTO_TEST_CASE(conv_backward_matches_plain_loops) {
-  for (const ConvSpec& s : {conv3x3(2, 8, 64, 32), downsample(2, 8, 32)}) {
-    const int Ho = s.out_h(), Wo = s.out_w();
-    auto x = random_vector(int64_t{s.N} * s.H * s.W * s.C, 7), w = random_vector(int64_t{s.O} * s.C * 9, 8);
-    auto dy = random_vector(int64_t{s.N} * Ho * Wo * s.O, 9);
-    std::vector<double> dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0), db_ref(s.O, 0.0);
-    for (int n = 0; n < s.N; ++n)
-      for (int oy = 0; oy < Ho; ++oy)
-        for (int ox = 0; ox < Wo; ++ox)
-          for (int o = 0; o < s.O; ++o) {
-            const double g = dy[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.O + o];
-            db_ref[o] += g;
-            for (int ky = 0; ky < 3; ++ky)
-              for (int kx = 0; kx < 3; ++kx) {
-                const int iy = oy * s.stride + ky - s.pad_top, ix = ox * s.stride + kx - s.pad_left;
-                if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
-                for (int c = 0; c < s.C; ++c) {
-                  const size_t xi = ((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C + c;
-                  const size_t wi = ((static_cast<size_t>(o) * s.C + c) * 3 + ky) * 3 + kx;
-                  dx_ref[xi] += g * w[wi];
-                  dw_ref[wi] += g * x[xi];
-                }
+// dx, dw and db of a convolution on `backend` against plain loops in double, then with
+// accumulation (din when asked, dw and db always). Returns dx and dw of the first pass.
+std::pair<std::vector<float>, std::vector<float>> check_conv_backward(Ops& backend, const ConvSpec& s) {
+  const int Ho = s.out_h(), Wo = s.out_w();
+  auto x = random_vector(int64_t{s.N} * s.H * s.W * s.C, 7), w = random_vector(int64_t{s.O} * s.C * 9, 8, 0.05f);
+  auto dy = random_vector(int64_t{s.N} * Ho * Wo * s.O, 9);
+  std::vector<double> dx_ref(x.size(), 0.0), dw_ref(w.size(), 0.0), db_ref(s.O, 0.0);
+  for (int n = 0; n < s.N; ++n)
+    for (int oy = 0; oy < Ho; ++oy)
+      for (int ox = 0; ox < Wo; ++ox)
+        for (int o = 0; o < s.O; ++o) {
+          const double g = dy[((static_cast<size_t>(n) * Ho + oy) * Wo + ox) * s.O + o];
+          db_ref[o] += g;
+          for (int ky = 0; ky < 3; ++ky)
+            for (int kx = 0; kx < 3; ++kx) {
+              const int iy = oy * s.stride + ky - s.pad_top, ix = ox * s.stride + kx - s.pad_left;
+              if (iy < 0 || ix < 0 || iy >= s.H || ix >= s.W) continue;
+              for (int c = 0; c < s.C; ++c) {
+                const size_t xi = ((static_cast<size_t>(n) * s.H + iy) * s.W + ix) * s.C + c;
+                const size_t wi = ((static_cast<size_t>(o) * s.C + c) * 3 + ky) * 3 + kx;
+                dx_ref[xi] += g * w[wi];
+                dw_ref[wi] += g * x[xi];
               }
-          }
-    auto conv = ops().make_conv2d(s);
-    std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(s.O, 0.0f);
-    conv->backward(dx.data(), false, dw.data(), db.data(), dy.data(), x.data(), w.data(), 1);
-    BOOST_TEST(rel_error(dx, dx_ref) < 1e-5);
-    BOOST_TEST(rel_error(dw, dw_ref) < 1e-5);
-    BOOST_TEST(rel_error(db, db_ref) < 1e-5);
-    // Parameter gradients accumulate; din accumulates when asked.
-    std::vector<float> dx2(x.size(), 1.0f);
-    conv->backward(dx2.data(), true, dw.data(), db.data(), dy.data(), x.data(), w.data(), 1);
-    for (double& v : dx_ref) v += 1.0;
-    for (double& v : dw_ref) v *= 2.0;
-    for (double& v : db_ref) v *= 2.0;
-    BOOST_TEST(rel_error(dx2, dx_ref) < 1e-5);
-    BOOST_TEST(rel_error(dw, dw_ref) < 1e-5);
-    BOOST_TEST(rel_error(db, db_ref) < 1e-5);
+            }
+        }
+  auto conv = backend.make_conv2d(s);
+  std::vector<float> dx(x.size()), dw(w.size(), 0.0f), db(s.O, 0.0f);
+  conv->backward(dx.data(), false, dw.data(), db.data(), dy.data(), x.data(), w.data(), 1);
+  BOOST_TEST(rel_error(dx, dx_ref) < 1e-5);
+  BOOST_TEST(rel_error(dw, dw_ref) < 1e-5);
+  BOOST_TEST(rel_error(db, db_ref) < 1e-5);
+  const auto first = std::make_pair(dx, dw);
+  // Parameter gradients accumulate; din accumulates when asked.
+  std::vector<float> dx2(x.size(), 1.0f);
+  conv->backward(dx2.data(), true, dw.data(), db.data(), dy.data(), x.data(), w.data(), 1);
+  for (double& v : dx_ref) v += 1.0;
+  for (double& v : dw_ref) v *= 2.0;
+  for (double& v : db_ref) v *= 2.0;
+  BOOST_TEST(rel_error(dx2, dx_ref) < 1e-5);
+  BOOST_TEST(rel_error(dw, dw_ref) < 1e-5);
+  BOOST_TEST(rel_error(db, db_ref) < 1e-5);
+  return first;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(conv_backward_matches_plain_loops) {
+  for (const ConvSpec& s : {conv3x3(2, 8, 64, 32), downsample(2, 8, 32)}) check_conv_backward(ops(), s);
+}
+
+// The Winograd path (core/cpu/conv2d_winograd.h): 32x32 runs it for forward and backward
+// data, 64x64 for backward weights too. Each pass matches the plain loops, and differs
+// from the direct kernels' result (so Winograd did run) by no more than its rounding.
+BOOST_AUTO_TEST_CASE(winograd_convs_match_plain_loops_and_the_direct_kernels) {
+  const std::unique_ptr<Ops> direct = make_cpu_ops(0, Precision::kFp32, false);
+  for (const ConvSpec& s : {conv3x3(2, 32, 128, 128), conv3x3(1, 64, 64, 64)}) {
+    BOOST_TEST_CONTEXT(s.H << "x" << s.W << " " << s.C << "->" << s.O) {
+      BOOST_REQUIRE(winograd_passes(s).data);
+      const auto wino = check_conv_backward(ops(), s), plain = check_conv_backward(*direct, s);
+      BOOST_TEST(wino.first != plain.first);
+      BOOST_TEST(rel_error(wino.first, std::vector<double>(plain.first.begin(), plain.first.end())) < 1e-5);
+      if (winograd_passes(s).weights) BOOST_TEST(wino.second != plain.second);
+      auto x = random_vector(int64_t{s.N} * s.H * s.W * s.C, 11), w = random_vector(int64_t{s.O} * s.C * 9, 12, 0.05f);
+      auto b = random_vector(s.O, 13);
+      std::vector<float> a(static_cast<size_t>(s.N) * s.H * s.W * s.O), c(a.size());
+      ops().make_conv2d(s)->forward(a.data(), false, x.data(), w.data(), b.data(), 1);
+      direct->make_conv2d(s)->forward(c.data(), false, x.data(), w.data(), b.data(), 1);
+      BOOST_TEST(a != c);
+      BOOST_TEST(rel_error(a, std::vector<double>(c.begin(), c.end())) < 1e-5);
+    }
   }
 }
 

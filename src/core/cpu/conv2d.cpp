@@ -15,6 +15,7 @@
 #include <unordered_map>
 
 #include "core/common.h"
+#include "core/cpu/conv2d_winograd.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/dnnl_compat.h"
 
@@ -63,14 +64,9 @@ class CpuConv2d final : public Conv2d {
     bwd_w_ = dnnl::convolution_backward_weights(bwd_w_pd_);
 
     // Weights: OIHW fp32 -> the primitives' layouts (and type), once per weight version.
-    w_fwd_ = memory(fwd_pd_.weights_desc(), eng);
-    reorder_w_fwd_ = dnnl::reorder(memory(user_w_md_, eng, DNNL_MEMORY_NONE), w_fwd_);
-    if (bwd_data_pd_.weights_desc() == fwd_pd_.weights_desc()) {
-      w_bwd_ = w_fwd_;
-    } else {
-      w_bwd_ = memory(bwd_data_pd_.weights_desc(), eng);
-      reorder_w_bwd_ = dnnl::reorder(memory(user_w_md_, eng, DNNL_MEMORY_NONE), w_bwd_);
-    }
+    w_fwd_ = LaidOutWeights(ops, user_w_md_, fwd_pd_.weights_desc());
+    separate_bwd_weights_ = bwd_data_pd_.weights_desc() != fwd_pd_.weights_desc();
+    if (separate_bwd_weights_) w_bwd_ = LaidOutWeights(ops, user_w_md_, bwd_data_pd_.weights_desc());
     // dw (oneDNN layout) -> dw (OIHW), accumulating: a reorder with a sum post-op.
     dnnl::post_ops acc;
     acc.append_sum(1.0f);
@@ -80,6 +76,7 @@ class CpuConv2d final : public Conv2d {
     scratchpad_bytes_ = std::max({size_t{64}, fwd_pd_.scratchpad_desc().get_size(),
                                   fwd_acc_pd_.scratchpad_desc().get_size(), bwd_data_pd_.scratchpad_desc().get_size(),
                                   bwd_w_pd_.scratchpad_desc().get_size()});
+    winograd_ = WinogradConv::make(ops, s, user_w_md_, bias_md, geom);
 
     // Memory objects without data: each call points them at its buffers.
     x_ = memory(x_md, eng, DNNL_MEMORY_NONE);
@@ -93,21 +90,21 @@ class CpuConv2d final : public Conv2d {
     dw_floats_ = static_cast<int64_t>(bwd_w_pd_.diff_weights_desc().get_size() / sizeof(float));
     scratchpad_ = memory(memory::desc({static_cast<memory::dim>(scratchpad_bytes_)}, dt::u8, tag::x), eng,
                          DNNL_MEMORY_NONE);
-    fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_fwd_}, {DNNL_ARG_BIAS, bias_},
+    fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, x_}, {DNNL_ARG_WEIGHTS, w_fwd_.laid_out()}, {DNNL_ARG_BIAS, bias_},
                                         {DNNL_ARG_DST, y_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
-    bwd_data_args_ = CpuOps::primitive_args({{DNNL_ARG_DIFF_DST, dy_}, {DNNL_ARG_WEIGHTS, w_bwd_},
+    bwd_data_args_ = CpuOps::primitive_args({{DNNL_ARG_DIFF_DST, dy_},
+                                             {DNNL_ARG_WEIGHTS, (separate_bwd_weights_ ? w_bwd_ : w_fwd_).laid_out()},
                                              {DNNL_ARG_DIFF_SRC, dx_}, {DNNL_ARG_SCRATCHPAD, scratchpad_}});
     bwd_w_args_ = CpuOps::primitive_args({{DNNL_ARG_SRC, x_}, {DNNL_ARG_DIFF_DST, dy_},
                                           {DNNL_ARG_DIFF_WEIGHTS, dw_tmp_}, {DNNL_ARG_DIFF_BIAS, bias_},
                                           {DNNL_ARG_SCRATCHPAD, scratchpad_}});
-    reorder_w_fwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_fwd_}});
-    reorder_w_bwd_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, user_w_}, {DNNL_ARG_TO, w_bwd_}});
     reorder_dw_args_ = CpuOps::primitive_args({{DNNL_ARG_FROM, dw_tmp_}, {DNNL_ARG_TO, user_w_}});
   }
 
   void forward(float* out, bool accumulate, const float* in, const float* w, const float* b,
                uint64_t w_version) override {
-    refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
+    if (winograd_) return winograd_->forward(out, accumulate, in, w, b, w_version);
+    w_fwd_.refresh(w, w_version);
     point_input(in);
     bias_.set_data_handle(const_cast<float*>(b));
     y_.set_data_handle(out);
@@ -117,6 +114,13 @@ class CpuConv2d final : public Conv2d {
 
   void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in, const float* w,
                 uint64_t w_version) override {
+    if (winograd_) {
+      winograd_->take_dout(dout);
+      if (din != nullptr) winograd_->backward_data(din, accumulate, w, w_version);
+      if (winograd_->weights_pass()) return winograd_->backward_weights(dw, db, in);
+      dy_.set_data_handle(const_cast<float*>(dout));  // Winograd runs fp32 only
+      return backward_weights(dw, db, in);
+    }
     const int64_t n_out = static_cast<int64_t>(spec_.N) * spec_.out_h() * spec_.out_w() * spec_.O;
     if (ops_.bf16()) {
       uint16_t* dout16 = ops_.scratch_as<uint16_t>(kSlotConvGrad, n_out);
@@ -126,8 +130,7 @@ class CpuConv2d final : public Conv2d {
       dy_.set_data_handle(const_cast<float*>(dout));
     }
     if (din != nullptr) {
-      if (reorder_w_bwd_) refresh(w, w_version, &bwd_key_, reorder_w_bwd_, reorder_w_bwd_args_);
-      else refresh(w, w_version, &fwd_key_, reorder_w_fwd_, reorder_w_fwd_args_);
+      (separate_bwd_weights_ ? w_bwd_ : w_fwd_).refresh(w, w_version);
       const int64_t n_in = static_cast<int64_t>(spec_.N) * spec_.H * spec_.W * spec_.C;
       float* target = accumulate ? ops_.scratch_as<float>(kSlotConvOut, n_in) : din;
       dx_.set_data_handle(target);
@@ -135,7 +138,13 @@ class CpuConv2d final : public Conv2d {
       ops_.run_primitive(bwd_data_, bwd_data_args_);
       if (accumulate) ops_.add_inplace(din, target, n_in);
     }
-    // dw and db into scratch (dw in oneDNN's layout), then added to the OIHW gradients.
+    backward_weights(dw, db, in);
+  }
+
+ private:
+  // dw and db into scratch (dw in oneDNN's layout), then added to the OIHW gradients;
+  // dy_ points at dout (or its bf16 copy).
+  void backward_weights(float* dw, float* db, const float* in) {
     const int64_t n_w = dw_floats_;
     float* dw_tmp = ops_.scratch_as<float>(kSlotConvOut, n_w + spec_.O);
     float* db_tmp = dw_tmp + n_w;
@@ -147,21 +156,6 @@ class CpuConv2d final : public Conv2d {
     user_w_.set_data_handle(dw);
     ops_.run_primitive(reorder_dw_, reorder_dw_args_);
     for (int o = 0; o < spec_.O; ++o) db[o] += db_tmp[o];
-  }
-
- private:
-  struct WeightsKey {
-    const float* ptr = nullptr;
-    uint64_t version = ~uint64_t{0};
-  };
-
-  // Reorders OIHW weights into the primitive's layout unless they are already there.
-  void refresh(const float* w, uint64_t version, WeightsKey* key, const dnnl::reorder& reorder, const Args& args) {
-    if (key->ptr == w && key->version == version) return;
-    user_w_.set_data_handle(const_cast<float*>(w));
-    ops_.run_primitive(reorder, args);
-    key->ptr = w;
-    key->version = version;
   }
 
   // The primitives' src: the input itself, or its bf16 copy.
@@ -199,11 +193,12 @@ class CpuConv2d final : public Conv2d {
   dnnl::convolution_forward fwd_, fwd_acc_;
   dnnl::convolution_backward_data bwd_data_;
   dnnl::convolution_backward_weights bwd_w_;
-  memory w_fwd_, w_bwd_;
+  LaidOutWeights w_fwd_, w_bwd_;
+  bool separate_bwd_weights_ = false;  // backward data wants another layout than forward
   memory x_, dx_, y_, dy_, bias_, user_w_, dw_tmp_, scratchpad_;  // re-pointed per call
-  Args fwd_args_, bwd_data_args_, bwd_w_args_, reorder_w_fwd_args_, reorder_w_bwd_args_, reorder_dw_args_;
-  dnnl::reorder reorder_w_fwd_, reorder_w_bwd_, reorder_dw_;
-  WeightsKey fwd_key_, bwd_key_;
+  Args fwd_args_, bwd_data_args_, bwd_w_args_, reorder_dw_args_;
+  dnnl::reorder reorder_dw_;
+  std::unique_ptr<WinogradConv> winograd_;  // where Winograd is faster (conv2d_winograd.h)
   size_t scratchpad_bytes_ = 0;
   int64_t dw_floats_ = 0;  // dw in oneDNN's layout
 };

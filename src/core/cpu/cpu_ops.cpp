@@ -43,8 +43,8 @@ Precision cpu_precision(Precision asked) {
 
 }  // namespace
 
-CpuOps::CpuOps(int threads, Precision precision)
-    : precision_(cpu_precision(precision)), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
+CpuOps::CpuOps(int threads, Precision precision, bool winograd)
+    : precision_(cpu_precision(precision)), winograd_(winograd), engine_(dnnl::engine::kind::cpu, 0), stream_(engine_) {
   if (threads > 0) omp_set_num_threads(threads);
   enable_flush_denormals();
   scratch_.resize(kSlotCount);
@@ -54,8 +54,8 @@ CpuOps::~CpuOps() {
   for (Scratch& s : scratch_) std::free(s.p);
 }
 
-std::unique_ptr<Ops> make_cpu_ops(int threads, Precision precision) {
-  return std::make_unique<CpuOps>(threads, precision);
+std::unique_ptr<Ops> make_cpu_ops(int threads, Precision precision, bool winograd) {
+  return std::make_unique<CpuOps>(threads, precision, winograd);
 }
 
 CpuOps::PrimitiveArgs CpuOps::primitive_args(const std::unordered_map<int, dnnl::memory>& args) {

@@ -36,10 +36,12 @@ const char* cpu_isa_name();         // oneDNN's effective ISA, e.g. "avx512_core
 class CpuOps final : public Ops {
  public:
   // bf16 on a CPU without bf16 kernels: one line on stderr, and fp32.
-  CpuOps(int threads, Precision precision);
+  CpuOps(int threads, Precision precision, bool winograd = true);
   const char* name() const override { return "cpu"; }
   Precision precision() const override { return precision_; }
   bool bf16() const { return precision_ == Precision::kBf16; }
+  // Winograd for the 3×3 convolutions where it is faster (conv2d_winograd.h).
+  bool winograd() const { return winograd_; }
 
   float* alloc(int64_t n) override;
   void release(float* p) override;
@@ -136,6 +138,7 @@ class CpuOps final : public Ops {
   };
 
   Precision precision_;
+  bool winograd_;
   dnnl::engine engine_;
   dnnl::stream stream_;
   struct Scratch {

@@ -35,26 +35,29 @@ inline dnnl::convolution_forward::primitive_desc conv_forward_pd(const dnnl::eng
                                                                  const memory::desc& weights,
                                                                  const memory::desc& bias, const memory::desc& dst,
                                                                  const ConvGeometry& g,
-                                                                 const dnnl::primitive_attr& attr) {
-  const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, dnnl::algorithm::convolution_direct, src,
-                                          weights, bias, dst, g.strides, g.pad_before, g.pad_after);
+                                                                 const dnnl::primitive_attr& attr,
+                                                                 dnnl::algorithm algo = dnnl::algorithm::convolution_direct) {
+  const dnnl::convolution_forward::desc d(dnnl::prop_kind::forward_training, algo, src, weights, bias, dst, g.strides,
+                                          g.pad_before, g.pad_after);
   return dnnl::convolution_forward::primitive_desc(d, attr, eng);
 }
 
 inline dnnl::convolution_backward_data::primitive_desc conv_backward_data_pd(
     const dnnl::engine& eng, const memory::desc& diff_src, const memory::desc& weights, const memory::desc& diff_dst,
-    const ConvGeometry& g, const dnnl::primitive_attr& attr, const dnnl::convolution_forward::primitive_desc& hint) {
-  const dnnl::convolution_backward_data::desc d(dnnl::algorithm::convolution_direct, diff_src, weights, diff_dst,
-                                                g.strides, g.pad_before, g.pad_after);
+    const ConvGeometry& g, const dnnl::primitive_attr& attr, const dnnl::convolution_forward::primitive_desc& hint,
+    dnnl::algorithm algo = dnnl::algorithm::convolution_direct) {
+  const dnnl::convolution_backward_data::desc d(algo, diff_src, weights, diff_dst, g.strides, g.pad_before,
+                                                g.pad_after);
   return dnnl::convolution_backward_data::primitive_desc(d, attr, eng, hint);
 }
 
 inline dnnl::convolution_backward_weights::primitive_desc conv_backward_weights_pd(
     const dnnl::engine& eng, const memory::desc& src, const memory::desc& diff_weights,
     const memory::desc& diff_bias, const memory::desc& diff_dst, const ConvGeometry& g,
-    const dnnl::primitive_attr& attr, const dnnl::convolution_forward::primitive_desc& hint) {
-  const dnnl::convolution_backward_weights::desc d(dnnl::algorithm::convolution_direct, src, diff_weights, diff_bias,
-                                                   diff_dst, g.strides, g.pad_before, g.pad_after);
+    const dnnl::primitive_attr& attr, const dnnl::convolution_forward::primitive_desc& hint,
+    dnnl::algorithm algo = dnnl::algorithm::convolution_direct) {
+  const dnnl::convolution_backward_weights::desc d(algo, src, diff_weights, diff_bias, diff_dst, g.strides,
+                                                   g.pad_before, g.pad_after);
   return dnnl::convolution_backward_weights::primitive_desc(d, attr, eng, hint);
 }
 
