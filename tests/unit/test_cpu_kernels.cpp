@@ -135,6 +135,23 @@ BOOST_AUTO_TEST_CASE(winograd_convs_match_plain_loops_and_the_direct_kernels) {
   }
 }
 
+// Sampling promises images that do not depend on the batch they are drawn in: each
+// image's convolution output is the same bits at batch 1 and batch 3, direct or Winograd.
+BOOST_AUTO_TEST_CASE(conv_output_of_an_image_does_not_depend_on_the_batch) {
+  for (const ConvSpec& one : {conv3x3(1, 32, 128, 128), conv3x3(1, 16, 128, 256), downsample(1, 32, 128)}) {
+    ConvSpec three = one;
+    three.N = 3;
+    const int64_t in_n = int64_t{one.H} * one.W * one.C, out_n = int64_t{one.out_h()} * one.out_w() * one.O;
+    auto x = random_vector(3 * in_n, 21), w = random_vector(int64_t{one.O} * one.C * 9, 22, 0.05f);
+    auto b = random_vector(one.O, 23);
+    std::vector<float> batch(3 * out_n), single(out_n);
+    ops().make_conv2d(three)->forward(batch.data(), false, x.data(), w.data(), b.data(), 1);
+    ops().make_conv2d(one)->forward(single.data(), false, x.data() + in_n, w.data(), b.data(), 1);
+    BOOST_TEST_INFO(one.H << "x" << one.W << " " << one.C << "->" << one.O << " stride " << one.stride);
+    BOOST_TEST(std::equal(single.begin(), single.end(), batch.begin() + out_n));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(conv_reorders_weights_only_when_they_change) {
   const ConvSpec s = conv3x3(1, 4, 32, 32);
   auto x = random_vector(16 * 32, 1), w = random_vector(32 * 32 * 9, 2), b = random_vector(32, 3);
