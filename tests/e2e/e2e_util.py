@@ -2,6 +2,7 @@
 (exit status 2, exactly one line on stderr), the small reference model and its inputs."""
 import argparse
 import os
+import re
 import shutil
 import struct
 import subprocess
@@ -41,8 +42,8 @@ def run(cmd, timeout=300):
     return subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, timeout=timeout)
 
 
-def expect_ok(cmd):
-    r = run(cmd)
+def expect_ok(cmd, timeout=300):
+    r = run(cmd, timeout=timeout)
     check(r.returncode == 0, f"{' '.join(cmd)} failed with status {r.returncode}:\n{r.stderr}")
     return r
 
@@ -130,6 +131,15 @@ def random_inception_weights(work, seed=7):
 def relative_error(got, ref):
     got, ref = np.asarray(got, dtype=np.float64), np.asarray(ref, dtype=np.float64)
     return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
+
+
+def fid_value(result):
+    """The distance of a `ddpm_eval fid` run: its last line must be 'FID: <value>'."""
+    lines = result.stdout.strip().splitlines()
+    last = lines[-1] if lines else ""
+    m = re.fullmatch(r"FID: (\S+)", last)
+    check(m is not None, f"the last line of ddpm_eval fid, {last!r}, is not 'FID: <value>'")
+    return float(m.group(1))
 
 
 def eval_test_args():

@@ -40,21 +40,27 @@ def read_arrays(path):
         return {k: f[k][()] for k in ARRAYS}
 
 
-def reference_bound(net, images, model):
-    """calc_bpd_loop in numpy around the PyTorch model, with ddpm's noise."""
+def ddpm_noise(t, n, model):
+    """ddpm's q-sample noise of images 0..n-1 at step t (Purpose::kBound), as NCHW rows."""
     R, C = model["resolution"], model["in_channels"]
-    x0 = np.stack(images[:NUM]).astype(np.float32) / np.float32(127.5) - np.float32(1)  # NHWC, as images_to_model
-    x0 = x0.transpose(0, 3, 1, 2).reshape(NUM, -1).astype(np.float64)  # NCHW rows for the model
+    return np.stack([philox.normal_fill(R * R * C, SEED, philox.PURPOSE_BOUND, 0, t, i).reshape(R, R, C)
+                     .transpose(2, 0, 1).reshape(-1) for i in range(n)]).astype(np.float64)
+
+
+def reference_bound(net, images, model, steps=T, noise=ddpm_noise):
+    """calc_bpd_loop in numpy around the PyTorch model over T = steps, with ddpm's noise
+    unless noise(t, n, model) gives other rows (bench/bpd_vs_pytorch.sh times this loop)."""
+    R, C, n, T = model["resolution"], model["in_channels"], len(images), steps
+    x0 = np.stack(images).astype(np.float32) / np.float32(127.5) - np.float32(1)  # NHWC, as images_to_model
+    x0 = x0.transpose(0, 3, 1, 2).reshape(n, -1).astype(np.float64)  # NCHW rows for the model
     p = ref.Process(ref.beta_schedule("linear", T), "eps", "fixedlarge")
-    terms, mse = np.zeros((NUM, T)), np.zeros((NUM, T))
+    terms, mse = np.zeros((n, T)), np.zeros((n, T))
     for t in range(T - 1, -1, -1):
-        noise = np.stack([philox.normal_fill(R * R * C, SEED, philox.PURPOSE_BOUND, 0, t, i).reshape(R, R, C)
-                          .transpose(2, 0, 1).reshape(-1) for i in range(NUM)]).astype(np.float64)
-        tt = np.full(NUM, t)
-        xt = p.q_sample(x0, noise, tt).astype(np.float32)
+        tt = np.full(n, t)
+        xt = p.q_sample(x0, noise(t, n, model), tt).astype(np.float32)
         with torch.no_grad():
-            out = net(torch.from_numpy(xt.reshape(NUM, C, R, R)), torch.from_numpy(tt)).numpy()
-        out, xt = out.reshape(NUM, -1).astype(np.float64), xt.astype(np.float64)
+            out = net(torch.from_numpy(xt.reshape(n, C, R, R)), torch.from_numpy(tt)).numpy()
+        out, xt = out.reshape(n, -1).astype(np.float64), xt.astype(np.float64)
         terms[:, t] = p.vb_terms(out, x0, xt, tt, clip=True)
         x0_hat, _ = p.xstart_and_mean(out, xt, tt, clip=True)
         mse[:, t] = ((x0_hat - x0) ** 2).mean(axis=1)
@@ -94,7 +100,7 @@ def main():
     first = os.path.join(work, "bpd_1x5.h5")
     r = bpd(first, 5)
     got = read_arrays(first)
-    want = reference_bound(net, images, model)
+    want = reference_bound(net, images[:NUM], model)
     for k in ARRAYS:
         u.check(got[k].shape == want[k].shape and got[k].dtype == np.float64, f"{k}: {got[k].shape} {got[k].dtype}")
         err = u.relative_error(got[k], want[k])

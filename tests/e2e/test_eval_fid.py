@@ -31,12 +31,6 @@ from scipy import linalg  # noqa: E402
 N = 12
 
 
-def fid_value(result):
-    m = re.fullmatch(r"FID: (-?[0-9.e+-]+)", result.stdout.strip().splitlines()[-1])
-    u.check(m is not None, f"last line {result.stdout.strip().splitlines()[-1]!r} is not 'FID: <value>'")
-    return float(m.group(1))
-
-
 def reference_features(net, images):
     """pool_3 and the flattened sFID map of uint8 images (float32 network, float64 out)."""
     x = np.stack([inception_input_ref.tf_resize(im) for im in images])
@@ -123,8 +117,8 @@ def main():
     np.savez_compressed(b_npz, arr_0=np.stack(u.make_images(n=N, size=32, seed=2))[:, ::-1])
     fid = [args.ddpm_eval, "fid", "--inception", weights, "--batch", "5"]
 
-    same = fid_value(u.expect_ok(fid + [a_dir, a_npz]))
-    apart = fid_value(u.expect_ok(fid + [a_dir, b_npz]))
+    same = u.fid_value(u.expect_ok(fid + [a_dir, a_npz]))
+    apart = u.fid_value(u.expect_ok(fid + [a_dir, b_npz]))
     u.check(np.isfinite(apart) and apart > 1e-3, f"FID between different sets is {apart}")
     # 0 up to the eigendecompositions' rounding on singular 2048 x 2048 covariances.
     u.check(abs(same) < 1e-4 * apart, f"FID of a folder against the .npz of the same images is {same}, not 0")
@@ -137,7 +131,7 @@ def main():
     u.check(mu.shape == (2048,) and sigma.shape == (2048, 2048) and mu.dtype == np.float64 and
             sigma.dtype == np.float64, f"stats: mu {mu.shape} {mu.dtype}, sigma {sigma.shape} {sigma.dtype}")
     u.check(np.allclose(sigma, sigma.T), "sigma is not symmetric")
-    from_stats = fid_value(u.expect_ok(fid + [stats, b_npz]))
+    from_stats = u.fid_value(u.expect_ok(fid + [stats, b_npz]))
     u.check(abs(from_stats - apart) <= 1e-9 * max(1.0, apart), f"FID from stats {from_stats} vs from images {apart}")
     print(f"ok   --save-stats: numpy reads mu [2048] and sigma [2048, 2048]; FID from them {from_stats:.6f}")
     before = open(stats, "rb").read()

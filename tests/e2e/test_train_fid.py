@@ -77,7 +77,7 @@ def main():
                      "--num", str(FID_NUM), "--sampler", "ddim", "--steps", str(FID_STEPS), "--seed", str(SEED),
                      "--out", out, "--no-png"])
         r = u.expect_ok([app["ddpm_eval"], "fid", "--inception", weights, os.path.join(out, "samples.npz"), data])
-        independent = float(r.stdout.strip().splitlines()[-1].split()[-1])
+        independent = u.fid_value(r)
         u.check(abs(independent - fids[step]) <= 1e-6 * abs(independent),
                 f"step {step}: FID in training {fids[step]} vs ddpm_sample + ddpm_eval fid {independent}")
         print(f"ok   step {step}: ddpm_sample + ddpm_eval fid give {independent:.6f}")
