@@ -1,6 +1,7 @@
 // Convolution on the CPU through oneDNN. Primitives are built once per layer and
 // shape; activations stay NHWC (oneDNN's brgconv/jit kernels run as fast on it as on
-// blocked layouts here), weights use `format_tag::any` and are reordered from the
+// blocked layouts here; the Winograd path of conv2d_winograd.h, where it is faster,
+// reorders around its primitives), weights use `format_tag::any` and are reordered from the
 // OIHW parameter buffer only when the weights change (a new version or pointer). The
 // memory objects and argument maps are built with the primitives and only re-pointed
 // per call, so a call allocates nothing in ddpm (oneDNN's own execution context does:
