@@ -120,8 +120,8 @@ void TrainLog::record(const StepReport& r) {
 
 void TrainLog::record_fid(int64_t step, double fid, int64_t samples, int ddim_steps, double seconds) {
   // FID to a fixed number of decimals: %g's six digits would round a 5-digit value.
-  char value[64];
-  std::snprintf(value, sizeof(value), std::isfinite(fid) ? "%.6f" : "null", fid);
+  char value[64] = "null";
+  if (std::isfinite(fid)) std::snprintf(value, sizeof(value), "%.6f", fid);
   std::fprintf(metrics_, "{\"step\": %lld, \"fid\": %s, \"fid_num\": %lld, \"fid_steps\": %d, \"fid_s\": %s, \"time\": %lld}\n",
                static_cast<long long>(step), value, static_cast<long long>(samples), ddim_steps,
                num(seconds).c_str(), static_cast<long long>(std::time(nullptr)));

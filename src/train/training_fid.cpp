@@ -68,8 +68,8 @@ TrainingFid::TrainingFid(const RunContext& run, const std::string& run_dir)
     : run_(run), cache_path_(reference_cache(run_dir, run.config.train.fid_ref)) {
   const TrainConfig& tc = run.config.train;
   if (!fs::exists(tc.fid_ref)) input_error("train.fid_ref: ", tc.fid_ref, ": no such file or directory");
-  evaluator_ = std::make_unique<eval::InceptionEvaluator>(run.ops, eval::find_inception_weights(tc.fid_inception, "train.fid_inception"),
-                                                          InceptionResize::kTf, kInceptionBatch);
+  const std::string weights = eval::find_inception_weights(tc.fid_inception, "train.fid_inception");
+  evaluator_ = std::make_unique<eval::InceptionEvaluator>(run.ops, weights, InceptionResize::kTf, kInceptionBatch);
 }
 
 TrainingFid::~TrainingFid() = default;
@@ -94,7 +94,7 @@ eval::FeatureMatrix TrainingFid::gather_pool3(eval::ImageSet& mine, int64_t tota
   return all;
 }
 
-eval::FeatureStats TrainingFid::reference_stats(const std::function<void()>& beat) {
+const eval::FeatureStats& TrainingFid::reference_stats(const std::function<void()>& beat) {
   const World& world = run_.world;
   const std::string& ref = run_.config.train.fid_ref;
   int64_t known = 0;
@@ -119,7 +119,7 @@ eval::FeatureStats TrainingFid::reference_stats(const std::function<void()>& bea
 double TrainingFid::measure(const ParamBuffer& weights, UNet& sample_net, const std::function<void()>& beat) {
   const TrainConfig& tc = run_.config.train;
   const ModelConfig& mc = run_.config.model;
-  const eval::FeatureStats reference = reference_stats(beat);
+  const eval::FeatureStats& reference = reference_stats(beat);  // [2048, 2048]: not copied
   SamplerOptions so;
   so.kind = "ddim";
   so.steps = tc.fid_steps;

@@ -37,7 +37,7 @@ class TrainingFid {
 
  private:
   // Collective: the reference statistics on rank 0 (empty elsewhere).
-  eval::FeatureStats reference_stats(const std::function<void()>& beat);
+  const eval::FeatureStats& reference_stats(const std::function<void()>& beat);
   // Collective: the pool_3 rows of `mine`, this rank's share of `total` images (rank r
   // holds [r·ceil(total/W), ...)), gathered on rank 0 in image order (empty elsewhere).
   eval::FeatureMatrix gather_pool3(eval::ImageSet& mine, int64_t total, const std::function<void()>& beat);

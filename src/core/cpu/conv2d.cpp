@@ -116,7 +116,8 @@ class CpuConv2d final : public Conv2d {
   void backward(float* din, bool accumulate, float* dw, float* db, const float* dout, const float* in, const float* w,
                 uint64_t w_version) override {
     if (winograd_) {
-      winograd_->take_dout(dout);
+      // dout into the blocked layout only for a pass that reads it there.
+      if (din != nullptr || winograd_->weights_pass()) winograd_->take_dout(dout);
       if (din != nullptr) winograd_->backward_data(din, accumulate, w, w_version);
       if (winograd_->weights_pass()) return winograd_->backward_weights(dw, db, in);
       dy_.set_data_handle(const_cast<float*>(dout));  // Winograd runs fp32 only
