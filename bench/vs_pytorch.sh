@@ -25,13 +25,16 @@ blas=$(update-alternatives --query libblas.so.3-x86_64-linux-gnu 2>/dev/null | a
 flags=$(grep -o -w -E 'amx_bf16|avx512_bf16' /proc/cpuinfo | sort -u | tr '\n' ' ')
 echo "machine: $(lscpu | awk -F: '/Model name/{gsub(/^ +/,"",$2); print $2}'), $threads cores, bf16 flags: ${flags:-none}; BLAS for torch: ${blas:-unknown}"
 
+# Each run's lines go to stderr as well (not through `tee /dev/stderr`, which reopens
+# and truncates a log file that stderr is redirected to).
+show() { local out; out=$("$@"); echo "$out" >&2; grep '^RESULT' <<<"$out"; }
 ours() {
-  OMP_NUM_THREADS=$threads build/bench/bench_unet --config "$config" --batch "$batch" --steps "$steps" --precision "$1" \
-    | tee /dev/stderr | grep '^RESULT'
+  show env OMP_NUM_THREADS="$threads" build/bench/bench_unet --config "$config" --batch "$batch" --steps "$steps" \
+    --precision "$1"
 }
 theirs() {
-  OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS=$threads /usr/bin/python3 bench/torch_unet.py --config "$config" \
-    --batch "$batch" --steps "$steps" --threads "$threads" --precision "$1" | tee /dev/stderr | grep '^RESULT'
+  show env OPENBLAS_NUM_THREADS=1 OMP_NUM_THREADS="$threads" /usr/bin/python3 bench/torch_unet.py --config "$config" \
+    --batch "$batch" --steps "$steps" --threads "$threads" --precision "$1"
 }
 isa=$(OMP_NUM_THREADS=$threads build/bench/bench_unet --config "$config" --batch 1 --steps 1 --warmup 0 --mode forward \
   | sed -n 's/.*oneDNN ISA \([a-z0-9_]*\).*/\1/p')

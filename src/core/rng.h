@@ -51,17 +51,19 @@ DDPM_HOST_DEVICE inline uint32_t mulhilo32(uint32_t a, uint32_t b, uint32_t* hi)
   return static_cast<uint32_t>(p);
 }
 
+// Philox4x32's multipliers and key increments (also used by core/cpu/philox_x16.h).
+constexpr uint32_t kPhiloxM0 = 0xD2511F53u, kPhiloxM1 = 0xCD9E8D57u;
+constexpr uint32_t kPhiloxW0 = 0x9E3779B9u, kPhiloxW1 = 0xBB67AE85u;
+
 // The Philox4x32 bijection with 10 rounds.
 DDPM_HOST_DEVICE inline u32x4 philox4x32_10(u32x4 ctr, u32x2 key) {
-  constexpr uint32_t kM0 = 0xD2511F53u, kM1 = 0xCD9E8D57u;
-  constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
   for (int round = 0; round < 10; ++round) {
     uint32_t hi0, hi1;
-    uint32_t lo0 = mulhilo32(kM0, ctr[0], &hi0);
-    uint32_t lo1 = mulhilo32(kM1, ctr[2], &hi1);
+    uint32_t lo0 = mulhilo32(kPhiloxM0, ctr[0], &hi0);
+    uint32_t lo1 = mulhilo32(kPhiloxM1, ctr[2], &hi1);
     ctr = u32x4{{hi1 ^ ctr[1] ^ key[0], lo1, hi0 ^ ctr[3] ^ key[1], lo0}};
-    key[0] += kW0;
-    key[1] += kW1;
+    key[0] += kPhiloxW0;
+    key[1] += kPhiloxW1;
   }
   return ctr;
 }

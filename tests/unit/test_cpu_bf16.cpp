@@ -9,7 +9,9 @@
 #include <algorithm>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <memory>
+#include <vector>
 
 #include "core/cpu/cpu_ops.h"
 #include "op_registry.h"
@@ -33,6 +35,43 @@ bool runs_a_product(const test::OpCase& c) {
 }
 
 }  // namespace
+
+// The rounding of the products' inputs: nearest even on the bits, NaN kept a quiet NaN;
+// a denormal input may also become a zero of its sign (the AVX512-BF16 instruction's
+// rule, and oneDNN's). Dense spans (split over the threads) and strided rows alike.
+BOOST_AUTO_TEST_CASE(to_bf16_rounds_to_nearest_even) {
+  const auto want = [](uint32_t u) {
+    if ((u & 0x7fffffffu) > 0x7f800000u) return static_cast<uint16_t>((u >> 16) | 0x40u);
+    return static_cast<uint16_t>((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+  };
+  const int64_t rows = 7, cols = 100003, ld = cols + 5;
+  std::vector<uint32_t> bits(rows * ld);
+  uint32_t state = 12345;
+  for (uint32_t& b : bits) {
+    state = state * 1664525u + 1013904223u;
+    b = state ^ (state >> 13);
+  }
+  for (uint32_t special : {0x00000000u, 0x80000000u, 0x7f800000u, 0xff800000u, 0x7fc00001u, 0xff812345u,
+                           0x7f7fffffu, 0x3f808000u, 0x3f818000u, 0x00012345u, 0x80000001u})
+    bits[special % bits.size()] = special;
+  std::vector<float> src(bits.size());
+  std::memcpy(src.data(), bits.data(), bits.size() * sizeof(float));
+  CpuOps cpu(0, Precision::kFp32);
+  for (const bool dense : {true, false}) {
+    const int64_t stride = dense ? cols : ld;
+    std::vector<uint16_t> out(rows * cols);
+    cpu.to_bf16(out.data(), src.data(), rows, cols, stride);
+    int64_t wrong = 0;
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c) {
+        const uint32_t u = bits[r * stride + c];
+        const uint16_t got = out[r * cols + c];
+        const bool denormal = (u & 0x7f800000u) == 0 && (u & 0x007fffffu) != 0;
+        wrong += got != want(u) && !(denormal && got == ((u >> 16) & 0x8000u));
+      }
+    BOOST_TEST(wrong == 0, (dense ? "dense" : "strided") << ": " << wrong << " values rounded wrongly");
+  }
+}
 
 BOOST_AUTO_TEST_CASE(products_within_bf16_error_and_everything_else_bitwise_fp32) {
   if (cpu_bf16_support() == CpuBf16Support::kNone) {

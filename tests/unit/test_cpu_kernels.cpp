@@ -6,12 +6,14 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstring>
 #include <memory>
 #include <set>
 
 #include "core/cpu/conv2d_winograd.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/vec_math.h"
+#include "core/rng.h"
 #include "gradcheck.h"
 #include "op_registry.h"
 #include "reference_ops.h"
@@ -112,18 +114,19 @@ BOOST_AUTO_TEST_CASE(conv_backward_matches_plain_loops) {
   for (const ConvSpec& s : {conv3x3(2, 8, 64, 32), downsample(2, 8, 32)}) check_conv_backward(ops(), s);
 }
 
-// The Winograd path (core/cpu/conv2d_winograd.h): 32x32 runs it for forward and backward
-// data, 64x64 for backward weights too. Each pass matches the plain loops, and differs
-// from the direct kernels' result (so Winograd did run) by no more than its rounding.
+// The Winograd path (core/cpu/conv2d_winograd.h): 32x32 and 64x64 run it for forward and
+// backward data on every CPU, and for backward weights where default_winograd_sizes()
+// says so. Each pass matches the plain loops, and differs from the direct kernels' result
+// (so Winograd did run) by no more than its rounding.
 BOOST_AUTO_TEST_CASE(winograd_convs_match_plain_loops_and_the_direct_kernels) {
   const std::unique_ptr<Ops> direct = make_cpu_ops(0, Precision::kFp32, false);
   for (const ConvSpec& s : {conv3x3(2, 32, 128, 128), conv3x3(1, 64, 64, 64)}) {
     BOOST_TEST_CONTEXT(s.H << "x" << s.W << " " << s.C << "->" << s.O) {
-      BOOST_REQUIRE(winograd_passes(s).data);
+      BOOST_REQUIRE(winograd_passes(s, default_winograd_sizes()).data);
       const auto wino = check_conv_backward(ops(), s), plain = check_conv_backward(*direct, s);
       BOOST_TEST(wino.first != plain.first);
       BOOST_TEST(rel_error(wino.first, std::vector<double>(plain.first.begin(), plain.first.end())) < 1e-5);
-      if (winograd_passes(s).weights) BOOST_TEST(wino.second != plain.second);
+      if (winograd_passes(s, default_winograd_sizes()).weights) BOOST_TEST(wino.second != plain.second);
       auto x = random_vector(int64_t{s.N} * s.H * s.W * s.C, 11), w = random_vector(int64_t{s.O} * s.C * 9, 12, 0.05f);
       auto b = random_vector(s.O, 13);
       std::vector<float> a(static_cast<size_t>(s.N) * s.H * s.W * s.O), c(a.size());
@@ -229,6 +232,29 @@ BOOST_AUTO_TEST_CASE(dropout_masks_do_not_depend_on_how_the_batch_is_split) {
   next.step = 31;
   ops().dropout_apply(other_step.data(), 0.25f, next, N, per);
   BOOST_TEST(other_step != whole);
+}
+
+// The kept elements are exactly those whose Philox draw (core/rng.h) is >= p, whichever
+// path ran (16 blocks per AVX-512 call where built, whole and partial groups, the tail).
+BOOST_AUTO_TEST_CASE(dropout_masks_are_the_philox_draws) {
+  const DropoutKey key{5, 9, 123, 40};
+  for (const int64_t per : {int64_t{3}, int64_t{64}, int64_t{1000}, int64_t{64 * 7 + 6}}) {
+    for (const float p : {0.1f, 0.5f, 0.999f}) {
+      const int N = 3;
+      std::vector<float> x = random_vector(N * per, 4), want = x;
+      const float scale = 1.0f / (1.0f - p);
+      for (int n = 0; n < N; ++n)
+        for (int64_t e = 0; e < per; ++e) {
+          const u32x4 r = philox4x32_10(philox_counter(Purpose::kDropout, key.layer, key.step,
+                                                       key.example_base + n, static_cast<uint32_t>(e / 4)),
+                                        philox_key(key.seed));
+          want[n * per + e] *= uniform01(r[e % 4]) >= p ? scale : 0.0f;
+        }
+      ops().dropout_apply(x.data(), p, key, N, per);
+      BOOST_TEST_INFO("per example " << per << ", p " << p);
+      BOOST_TEST(std::memcmp(x.data(), want.data(), x.size() * sizeof(float)) == 0);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(timestep_embedding_matches_formula) {

@@ -8,6 +8,7 @@
 #include <set>
 #include <vector>
 
+#include "core/cpu/philox_x16.h"
 #include "core/rng.h"
 #include "golden_weights.h"
 
@@ -35,6 +36,25 @@ BOOST_AUTO_TEST_CASE(philox4x32_10_matches_random123_known_answers) {
     for (int i = 0; i < 4; ++i) BOOST_TEST(got[i] == k.expected[i], "word " << i << " of ctr " << std::hex << k.ctr[0]);
   }
 }
+
+#if DDPM_HAVE_PHILOX_X16
+// The AVX-512 Philox (core/cpu/philox_x16.h, built where the compiler targets AVX-512):
+// every lane equals the scalar function, also where the block counter wraps around.
+BOOST_AUTO_TEST_CASE(philox_x16_lanes_equal_the_scalar_function) {
+  const u32x2 keys[] = {{{0u, 0u}}, {{0xa4093822u, 0x299f31d0u}}, {{0xffffffffu, 0x12345678u}}};
+  const u32x4 firsts[] = {{{0u, 0u, 0u, 0u}}, {{0xfffffff8u, 7u, 100u, 0x02000003u}}, {{12345u, 0xffffffffu, 1u, 2u}}};
+  for (const u32x2& key : keys)
+    for (const u32x4& first : firsts) {
+      const Philox16 r = philox4x32_10_x16(first, key);
+      uint32_t words[4][16];
+      for (int j = 0; j < 4; ++j) _mm512_storeu_si512(words[j], r.word[j]);
+      for (uint32_t lane = 0; lane < 16; ++lane) {
+        const u32x4 want = philox4x32_10(u32x4{{first[0] + lane, first[1], first[2], first[3]}}, key);
+        for (int j = 0; j < 4; ++j) BOOST_TEST(words[j][lane] == want[j], "lane " << lane << " word " << j);
+      }
+    }
+}
+#endif
 
 // FNV-1a 32-bit reference values (the FNV test suite: "", "a", "foobar").
 BOOST_AUTO_TEST_CASE(fnv1a32_matches_reference_values) {

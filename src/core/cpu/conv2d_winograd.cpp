@@ -12,9 +12,6 @@ using dnnl::memory;
 using tag = memory::format_tag;
 using dt = memory::data_type;
 
-// The spatial sizes from which Winograd beat the direct kernels (conv2d_winograd.h).
-constexpr int64_t kWinogradDataPixels = 32 * 32, kWinogradWeightsPixels = 64 * 64;
-
 dnnl::reorder make_reorder(const dnnl::engine& eng, const memory::desc& from, const memory::desc& to, bool accumulate) {
   dnnl::primitive_attr attr;
   if (accumulate) {
@@ -41,16 +38,24 @@ void LaidOutWeights::refresh(const float* w, uint64_t version) {
   version_ = version;
 }
 
-WinogradPasses winograd_passes(const ConvSpec& s) {
+WinogradSizes default_winograd_sizes() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_is("amd")) return {16 * 16, 16 * 16};
+  return {32 * 32, 64 * 64};
+}
+
+WinogradPasses winograd_passes(const ConvSpec& s, const WinogradSizes& sizes) {
   const bool shape = s.KH == 3 && s.KW == 3 && s.stride == 1 && s.pad_top == 1 && s.pad_left == 1 &&
                      s.pad_bottom == 1 && s.pad_right == 1 && s.C % 16 == 0 && s.O % 16 == 0;
   const int64_t pixels = int64_t{s.H} * s.W;
-  return {shape && pixels >= kWinogradDataPixels, shape && pixels >= kWinogradWeightsPixels};
+  // The weights pass runs Winograd only with the data passes (they share the blocked copies).
+  const bool data = shape && pixels >= sizes.data_pixels;
+  return {data, data && pixels >= sizes.weights_pixels};
 }
 
 std::unique_ptr<WinogradConv> WinogradConv::make(CpuOps& ops, const ConvSpec& s, const memory::desc& user_w,
                                                  const memory::desc& bias, const dnnl_compat::ConvGeometry& g) {
-  const WinogradPasses passes = winograd_passes(s);
+  const WinogradPasses passes = winograd_passes(s, ops.winograd_sizes());
   if (!ops.winograd() || ops.bf16() || !passes.data) return nullptr;
   const auto& eng = ops.engine();
   const auto wino = dnnl::algorithm::convolution_winograd;

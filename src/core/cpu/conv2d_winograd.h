@@ -3,11 +3,12 @@
 //
 // Winograd F(4×4, 3×3) (oneDNN's jit_wino_4x3 kernels, fp32, blocked layouts only) ran
 // 1.5–3× the direct kernels' speed on the 3×3 stride-1 convolutions of 32×32 and larger
-// maps measured on the project's Xeon (bench/conv_algorithms.sh), and slower on 16×16
-// ones; its rounding is about 5× the direct kernels' (1e-6 relative to a float64
-// reference, against 2e-7). Where it is used, the input (or dout) is reordered from NHWC
-// into the blocked layout and the result back, around the primitive; the backward-weights
-// pass, which gained only from 64×64 on, has its own threshold.
+// maps measured on an Intel Xeon (bench/conv_algorithms.sh), and slower on 16×16 ones; on
+// an AMD EPYC (Zen 5) it won from 16×16 in every pass (bench/bench_conv). Which map
+// sizes run it is CpuOps::winograd_sizes() (cpu_ops.h). Its rounding is about 5× the
+// direct kernels' (1e-6 relative to a float64 reference, against 2e-7). Where it is used,
+// the input (or dout) is reordered from NHWC into the blocked layout and the result back,
+// around the primitive; the backward-weights pass has its own threshold.
 #pragma once
 
 #include <dnnl.hpp>
@@ -46,7 +47,7 @@ class LaidOutWeights {
 struct WinogradPasses {
   bool data = false, weights = false;
 };
-WinogradPasses winograd_passes(const ConvSpec& s);
+WinogradPasses winograd_passes(const ConvSpec& s, const WinogradSizes& sizes);
 
 class WinogradConv {
  public:

@@ -33,6 +33,17 @@ enum class CpuBf16Support { kNone, kAvx512Bf16, kAmx };
 CpuBf16Support cpu_bf16_support();  // bf16.cpp
 const char* cpu_isa_name();         // oneDNN's effective ISA, e.g. "avx512_core_amx"
 
+// The smallest maps (H·W pixels) on which a 3×3 stride-1 fp32 convolution runs oneDNN's
+// Winograd kernels (conv2d_winograd.h): forward with backward data, and backward weights.
+struct WinogradSizes {
+  int64_t data_pixels = 32 * 32, weights_pixels = 64 * 64;
+};
+// Where Winograd beat the direct kernels on the CPUs measured (bench/bench_conv, one row
+// per pass and map size; docs/performance.md): on Intel Xeon (AVX-512, no AMX) from 32×32
+// (weights from 64×64), on AMD EPYC (Zen 5) from 16×16 for every pass. By CPU vendor, so
+// that every process on a machine makes the same choice (a resumed run stays bitwise).
+WinogradSizes default_winograd_sizes();  // conv2d_winograd.cpp
+
 class CpuOps final : public Ops {
  public:
   // bf16 on a CPU without bf16 kernels: one line on stderr, and fp32.
@@ -42,6 +53,9 @@ class CpuOps final : public Ops {
   bool bf16() const { return precision_ == Precision::kBf16; }
   // Winograd for the 3×3 convolutions where it is faster (conv2d_winograd.h).
   bool winograd() const { return winograd_; }
+  const WinogradSizes& winograd_sizes() const { return winograd_sizes_; }
+  // For benchmarks and tests: convolutions made after this call use these sizes.
+  void set_winograd_sizes(const WinogradSizes& sizes) { winograd_sizes_ = sizes; }
 
   float* alloc(int64_t n) override;
   void release(float* p) override;
@@ -139,6 +153,7 @@ class CpuOps final : public Ops {
 
   Precision precision_;
   bool winograd_;
+  WinogradSizes winograd_sizes_ = default_winograd_sizes();
   dnnl::engine engine_;
   dnnl::stream stream_;
   struct Scratch {
