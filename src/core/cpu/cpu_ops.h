@@ -28,7 +28,8 @@
 namespace ddpm {
 
 // What bf16 runs on here, as oneDNN dispatches: AMX tiles, AVX512-BF16 dot products
-// (whose peak equals fp32 FMAs' on the CPU measured, docs/performance.md), or nothing.
+// (whose peak is twice fp32 FMAs' on AMD Zen 5 and equal to it on the Intel Xeon
+// measured, bench/bench_isa_peak and docs/performance.md), or nothing.
 enum class CpuBf16Support { kNone, kAvx512Bf16, kAmx };
 CpuBf16Support cpu_bf16_support();  // bf16.cpp
 const char* cpu_isa_name();         // oneDNN's effective ISA, e.g. "avx512_core_amx"
