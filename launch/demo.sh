@@ -60,6 +60,7 @@ probe() {
                       END { printf "%.1f %s\n", n ? sum / n : 0, ran }'
   rm -rf "$dir"
 }
+larger() { awk -v a="$1" -v b="$2" 'BEGIN { print (b > a ? b : a) }'; }
 choice=runs/demo/demo_precision  # "PRECISION STEPS", written once
 if [ -z "$precision" ] && [ -s "$choice" ]; then
   read -r precision chosen_steps < "$choice"
@@ -69,9 +70,9 @@ elif [ -z "$precision" ]; then
   fp32_rate=0 bf16_rate=0
   for round in 1 2; do  # alternating, the best of each: a busy moment hurts both alike
     read -r rate _ <<<"$(probe fp32)"
-    fp32_rate=$(awk -v a="$fp32_rate" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')
+    fp32_rate=$(larger "$fp32_rate" "$rate")
     read -r rate bf16_ran <<<"$(probe bf16)"
-    bf16_rate=$(awk -v a="$bf16_rate" -v b="$rate" 'BEGIN { print (b > a ? b : a) }')
+    bf16_rate=$(larger "$bf16_rate" "$rate")
   done
   # bf16 when it ran as bf16 and at least 10% faster; its steps fill fp32's time.
   read -r precision chosen_steps <<<"$(awk -v f="$fp32_rate" -v b="$bf16_rate" -v ran="$bf16_ran" 'BEGIN {

@@ -1,4 +1,5 @@
-// bf16 on the CPU (device.precision: bf16): which bf16 kernels oneDNN has on this CPU,
+// bf16 on the CPU (device.precision: bf16): which bf16 kernels oneDNN has on this CPU (and
+// its vendor, where the CPUs measured differ by it),
 // and the fp32 -> bf16 rounding of the products' inputs.
 #include <immintrin.h>
 
@@ -48,6 +49,11 @@ CpuBf16Support cpu_bf16_support() {
   if (isa_includes(isa, dnnl::cpu_isa::avx512_core_amx)) return CpuBf16Support::kAmx;
   if (isa_includes(isa, dnnl::cpu_isa::avx512_core_bf16)) return CpuBf16Support::kAvx512Bf16;
   return CpuBf16Support::kNone;
+}
+
+bool cpu_is_amd() {
+  __builtin_cpu_init();
+  return __builtin_cpu_is("amd");
 }
 
 const char* cpu_isa_name() {

@@ -39,9 +39,8 @@ void LaidOutWeights::refresh(const float* w, uint64_t version) {
 }
 
 WinogradSizes default_winograd_sizes() {
-  __builtin_cpu_init();
-  if (__builtin_cpu_is("amd")) return {16 * 16, 16 * 16};
-  return {32 * 32, 64 * 64};
+  if (cpu_is_amd()) return {16 * 16, 16 * 16};
+  return WinogradSizes{};  // Intel's, and any other CPU's
 }
 
 WinogradPasses winograd_passes(const ConvSpec& s, const WinogradSizes& sizes) {

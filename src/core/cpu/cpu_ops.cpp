@@ -31,8 +31,7 @@ Precision cpu_precision(Precision asked) {
     case CpuBf16Support::kAvx512Bf16:
       // vdpbf16ps retires as often as an fp32 FMA on AMD Zen 5 (bf16 trained faster than
       // fp32 there) but half as often on the Intel Xeon measured (bench/bench_isa_peak).
-      __builtin_cpu_init();
-      if (!__builtin_cpu_is("amd")) {
+      if (!cpu_is_amd()) {
         std::fprintf(stderr,
                      "ddpm: device.precision bf16: this CPU has AVX512-BF16 but no AMX (oneDNN ISA %s); on the Intel "
                      "CPUs measured without AMX, oneDNN's bf16 products ran slower than fp32 (docs/performance.md)\n",

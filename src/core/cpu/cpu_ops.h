@@ -33,6 +33,9 @@ namespace ddpm {
 enum class CpuBf16Support { kNone, kAvx512Bf16, kAmx };
 CpuBf16Support cpu_bf16_support();  // bf16.cpp
 const char* cpu_isa_name();         // oneDNN's effective ISA, e.g. "avx512_core_amx"
+// AMD or not: where the CPUs measured differ by vendor beyond their ISA (Winograd's map
+// sizes, bf16 against fp32 without AMX).
+bool cpu_is_amd();  // bf16.cpp
 
 // The smallest maps (H·W pixels) on which a 3×3 stride-1 fp32 convolution runs oneDNN's
 // Winograd kernels (conv2d_winograd.h): forward with backward data, and backward weights.

@@ -27,6 +27,7 @@ void CpuOps::swish_backward(float* din, const float* dout, const float* in, int6
 // scaled by 1 / (1 - p) so the expectation is unchanged (as torch.nn.Dropout).
 namespace {
 #if DDPM_HAVE_PHILOX_X16 && defined(__BMI2__)
+#define DDPM_DROPOUT_X16 1
 // Whole groups of 16 Philox blocks (64 elements) of one example's v, 16 blocks per
 // AVX-512 call; returns how many blocks it did. The same masks as the scalar loop.
 int64_t dropout_x16(float* v, int64_t per_example, float p, float keep_scale, const DropoutKey& key, uint32_t index,
@@ -67,7 +68,7 @@ void CpuOps::dropout_apply(float* x, float p, const DropoutKey& key, int N, int6
     float* v = x + n * per_example;
     const uint32_t index = key.example_base + static_cast<uint32_t>(n);
     int64_t blk = 0;
-#if DDPM_HAVE_PHILOX_X16 && defined(__BMI2__)
+#if DDPM_DROPOUT_X16
     blk = dropout_x16(v, per_example, p, keep_scale, key, index, k);
 #endif
     for (; blk < blocks; ++blk) {
