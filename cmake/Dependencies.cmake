@@ -37,6 +37,15 @@ ddpm_require(WEBP_FOUND libwebp-dev "libwebp")
 # Header-only: the evaluation's eigendecompositions and matrix products (src/eval).
 find_package(Eigen3 3.3 QUIET NO_MODULE)
 ddpm_require(Eigen3_FOUND libeigen3-dev "Eigen 3")
+# The Fréchet distance's eigendecompositions (LAPACKE's dsyevd) and products (CBLAS),
+# both run by OpenBLAS: liblapack.so.3 is OpenBLAS's where it is installed.
+pkg_check_modules(LAPACKE QUIET IMPORTED_TARGET lapacke)
+ddpm_require(LAPACKE_FOUND liblapacke-dev "LAPACKE")
+pkg_check_modules(OPENBLAS QUIET IMPORTED_TARGET openblas)
+ddpm_require(OPENBLAS_FOUND libopenblas-dev "OpenBLAS")
+# Header-only: JSON lines (ddpm_eval --json).
+find_package(nlohmann_json 3 QUIET CONFIG)
+ddpm_require(nlohmann_json_FOUND nlohmann-json3-dev "nlohmann-json")
 find_package(Threads REQUIRED)
 if(DDPM_BUILD_TESTS)
   find_package(Boost 1.74 QUIET COMPONENTS unit_test_framework)

@@ -18,6 +18,8 @@
 #include <iostream>
 #include <memory>
 
+#include <nlohmann/json.hpp>
+
 #include "apps/cli.h"
 #include "apps/model_options.h"
 #include "core/backend.h"
@@ -304,6 +306,14 @@ void add_inception_options(Cli& cli) {
   cli.option("device", "cpu|cuda", "backend of the network (cuda: the first GPU, fp32)", "cpu");
 }
 
+// What every JSON result line says of how it was measured.
+nlohmann::json provenance_json(const eval::InceptionEvaluator& evaluator) {
+  const eval::StatsProvenance p = evaluator.provenance();
+  return {{"resize", p.resize},
+          {"inception_weights", evaluator.weights_source().published() ? "published" : "other"},
+          {"inception_weights_sha256", p.weights_sha256}};
+}
+
 struct InceptionSetup {
   std::unique_ptr<Ops> ops;
   std::unique_ptr<eval::InceptionEvaluator> evaluator;
@@ -345,28 +355,33 @@ int cmd_fid(int argc, char** argv) {
   if (cli.has("save-stats")) {
     const eval::FeatureStats stats = eval::fid_operand_stats(*s.evaluator, paths[0], num);
     eval::write_fid_stats(paths[1], stats);
-    std::printf("wrote %s (mu [%lld], sigma [%lld, %lld])\n", paths[1].c_str(), static_cast<long long>(stats.dim),
-                static_cast<long long>(stats.dim), static_cast<long long>(stats.dim));
+    std::printf("wrote %s (mu [%lld], sigma [%lld, %lld]; %s, %lld images)\n", paths[1].c_str(),
+                static_cast<long long>(stats.dim), static_cast<long long>(stats.dim), static_cast<long long>(stats.dim),
+                s.evaluator->describe().c_str(), static_cast<long long>(stats.provenance.images));
     return kExitOk;
   }
   const eval::FeatureStats a = eval::fid_operand_stats(*s.evaluator, paths[0], num);
   const eval::FeatureStats b = eval::fid_operand_stats(*s.evaluator, paths[1], num);
   const double fid = eval::frechet_distance(a, b);
   if (cli.has("json")) {
-    std::printf("{\"fid\": %.6f, \"a\": \"%s\", \"b\": \"%s\", \"resize\": \"%s\"}\n", fid, paths[0].c_str(),
-                paths[1].c_str(), cli.get("resize").c_str());
+    nlohmann::json line = provenance_json(*s.evaluator);
+    line["fid"] = fid, line["a"] = paths[0], line["b"] = paths[1];
+    std::printf("%s\n", line.dump().c_str());
   }
-  std::printf("FID: %.6f\n", fid);
+  std::printf("FID: %.6f (%s)\n", fid, s.evaluator->describe().c_str());
   return kExitOk;
 }
 
 int cmd_is(int argc, char** argv) {
   Cli cli("ddpm_eval is", "SAMPLES [options]",
           "The Inception Score of a set of images (a folder, an .npz with arr_0 or a prepared dataset), as "
-          "improved-gan computes it: the softmax of the 1008 logits, contiguous splits, exp(mean KL(p(y|x) || p(y))) "
-          "per split. Prints 'IS: <mean> \u00b1 <std over the splits>' last.");
+          "improved-gan's inception_score/model.py computes it: the softmax of pool_3 times the classifier's matrix "
+          "(without its bias, as improved-gan and OpenAI's evaluator take it), K contiguous splits "
+          "[i*N/K, (i+1)*N/K), exp(mean KL(p(y|x) || p(y))) per split. Prints 'IS: <mean> \u00b1 <std over the "
+          "splits> (<resize>, <which Inception weights>)' last.");
   add_inception_options(cli);
   cli.option("splits", "K", "contiguous splits of the images", "10");
+  cli.flag("json", "also print the result as one JSON line");
   cli.parse(argc, argv, 2);
   if (cli.positional().size() != 1) input_error("give one set of images");
   const int splits = static_cast<int>(cli.get_int("splits"));
@@ -377,7 +392,13 @@ int cmd_is(int argc, char** argv) {
   request.logits = true;
   const eval::FeatureRun run = s.evaluator->run(*images, cli.get_int("num"), request, cli.positional()[0]);
   const eval::InceptionScore score = eval::inception_score_from_logits(run.logits.rows(), splits);
-  std::printf("IS: %.6f \u00b1 %.6f\n", score.mean, score.std);
+  if (cli.has("json")) {
+    nlohmann::json line = provenance_json(*s.evaluator);
+    line["inception_score"] = score.mean, line["std"] = score.std, line["splits"] = splits;
+    line["images"] = run.images;
+    std::printf("%s\n", line.dump().c_str());
+  }
+  std::printf("IS: %.6f \u00b1 %.6f (%s)\n", score.mean, score.std, s.evaluator->describe().c_str());
   return kExitOk;
 }
 
@@ -395,6 +416,11 @@ eval::FeatureRun evaluate_operand(eval::InceptionEvaluator& evaluator, const std
     const eval::NpzReader npz(path);
     if (npz.contains("mu") && npz.contains("sigma")) run.pool3 = eval::read_fid_stats(path);
     if (npz.contains("mu_s") && npz.contains("sigma_s")) run.spatial = eval::read_fid_stats(path, "mu_s", "sigma_s");
+    // Both statistics come from the file's one provenance.
+    const bool from_file = npz.contains("mu") || npz.contains("mu_s");
+    const std::string note =
+        from_file ? eval::check_provenance(eval::read_stats_provenance(path), evaluator.provenance(), path) : "";
+    if (!note.empty()) std::fprintf(stderr, "ddpm_eval: %s\n", note.c_str());
   }
   return run;
 }
@@ -407,30 +433,34 @@ int cmd_evaluate(int argc, char** argv) {
           "features) and improved precision and recall (k = 3 nearest neighbours of the pool_3 features). REF and "
           "SAMPLES are image sets as for fid (OpenAI's reference batches are .npz files with arr_0); where an .npz "
           "also holds mu/sigma or mu_s/sigma_s, those statistics are used for FID and sFID, as the evaluator does. "
-          "The images go through the tf resize, as in the evaluator's graph, unless --resize says otherwise.");
+          "The images go through the tf resize, as in the evaluator's graph, unless --resize says otherwise. The "
+          "distances of precision and recall are the evaluator's float16 ones unless --pr-distances float64.");
   add_inception_options(cli);
+  cli.option("pr-distances", "float16|float64",
+             "precision/recall distances: float16 as the evaluator's DistanceBlock rounds them, or exact", "float16");
   cli.flag("json", "also print the results as one JSON line");
   cli.parse(argc, argv, 2);
   const std::vector<std::string>& paths = cli.positional();
   if (paths.size() != 2) input_error("give the reference batch and the sample batch (REF SAMPLES)");
   const int64_t num = cli.get_int("num");
   if (num < 0) input_error("--num must be >= 0");
+  const eval::DistancePrecision distances = eval::parse_distance_precision(cli.get("pr-distances"), "--pr-distances");
   InceptionSetup s = inception_setup(cli);
   const eval::FeatureRun ref = evaluate_operand(*s.evaluator, paths[0], num, false);
-  eval::FeatureRun samples = evaluate_operand(*s.evaluator, paths[1], num, true);
-  const std::vector<float>& bias = s.evaluator->classifier_bias();
-  for (int64_t i = 0; i < samples.logits.count; ++i) {
-    for (int64_t c = 0; c < samples.logits.dim; ++c) samples.logits.values[i * samples.logits.dim + c] -= bias[c];
-  }
+  const eval::FeatureRun samples = evaluate_operand(*s.evaluator, paths[1], num, true);
   const double is = eval::inception_score_in_parts_of(samples.logits.rows()).mean;
   const double fid = eval::frechet_distance(samples.pool3, ref.pool3);
   const double sfid = eval::frechet_distance(samples.spatial, ref.spatial);
-  const eval::PrecisionRecall pr = eval::precision_recall(ref.pool3_rows.rows(), samples.pool3_rows.rows());
-  std::printf("Inception Score: %.6f\nFID: %.6f\nsFID: %.6f\nPrecision: %.6f\nRecall: %.6f\n", is, fid, sfid,
-              pr.precision, pr.recall);
+  const eval::PrecisionRecall pr =
+      eval::precision_recall(ref.pool3_rows.rows(), samples.pool3_rows.rows(), eval::kManifoldNeighbours, distances);
+  const std::string how = s.evaluator->describe();
+  std::printf("Inception Score: %.6f (%s)\nFID: %.6f (%s)\nsFID: %.6f (%s)\nPrecision: %.6f (%s)\nRecall: %.6f (%s)\n",
+              is, how.c_str(), fid, how.c_str(), sfid, how.c_str(), pr.precision, how.c_str(), pr.recall, how.c_str());
   if (cli.has("json")) {
-    std::printf("{\"inception_score\": %.6f, \"fid\": %.6f, \"sfid\": %.6f, \"precision\": %.6f, \"recall\": %.6f}\n",
-                is, fid, sfid, pr.precision, pr.recall);
+    nlohmann::json line = provenance_json(*s.evaluator);
+    line["inception_score"] = is, line["fid"] = fid, line["sfid"] = sfid;
+    line["precision"] = pr.precision, line["recall"] = pr.recall, line["pr_distances"] = cli.get("pr-distances");
+    std::printf("%s\n", line.dump().c_str());
   }
   return kExitOk;
 }

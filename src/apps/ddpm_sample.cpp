@@ -29,6 +29,10 @@ int run(World& world, int argc, char** argv) {
   cli.option("eta", "E", "DDIM noise (0: deterministic)", "0");
   cli.option("progressive", "K", "also write progressive.png: x0 predicted every K steps (the paper's Fig. 6)", "0");
   cli.flag("no-png", "skip the per-image PNGs (large runs for FID)");
+  cli.option("quantize", "truncate|round",
+             "floats to bytes: truncate ((x+1)*127.5 clipped, as guided-diffusion's image_sample.py and the reference's "
+             "image logging: what published FIDs are computed on) or round to nearest",
+             "truncate");
   if (!cli.parse_on_ranks(argc, argv, world.is_root())) return kExitOk;
   const int64_t num = cli.get_int("num"), batch = cli.get_int("batch");
   const int progressive = static_cast<int>(cli.get_int("progressive"));
@@ -40,6 +44,7 @@ int run(World& world, int argc, char** argv) {
     input_error("--steps and --eta apply to --sampler ddim; the ancestral sampler takes all T steps");
   }
   const std::string out_dir = cli.require("out");
+  const Quantize quantize = parse_quantize(cli.get("quantize"), "--quantize");
 
   const ModelSource src = load_model(cli, ConfigOverrides::kDiffusionAndDevice, "sampling");
   SampleJob job;
@@ -47,6 +52,7 @@ int run(World& world, int argc, char** argv) {
   job.batch = batch;
   job.out_dir = out_dir;
   job.write_pngs = !cli.has("no-png");
+  job.quantize = quantize;
   job.sampler.kind = cli.get("sampler");
   job.sampler.steps = static_cast<int>(cli.get_int("steps"));
   job.sampler.eta = cli.get_double("eta");

@@ -31,7 +31,7 @@ InceptionEvaluator::InceptionEvaluator(Ops& ops, const std::string& weights_path
     : ops_(ops), resize_(resize), batch_(batch), weights_(ops, net_.layout().size()) {
   if (batch < 1 || batch > 4096) input_error("--batch must be in [1, 4096]");
   HostFloats host = alloc_host_floats(net_.layout().size());
-  read_inception_weights(weights_path, net_.layout(), host.get());
+  weights_source_ = read_inception_weights(weights_path, net_.layout(), host.get());
   weights_.load(host.get());
   const ParamInfo* bias = net_.layout().find("fc.bias");
   if (bias == nullptr) throw Error("FidInception: no fc.bias in its layout");
@@ -88,6 +88,9 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, const FeatureR
     if (request.pool3_rows) append_rows(result.pool3_rows, host_pool3, n);
     if (request.logits) {
       ops_.download(host_logits.data(), logits_.get(), n * FidInception::kClasses);
+      for (int i = 0; i < n; ++i) {
+        for (int c = 0; c < FidInception::kClasses; ++c) host_logits[i * FidInception::kClasses + c] -= classifier_bias_[c];
+      }
       append_rows(result.logits, host_logits, n);
     }
     if (request.spatial_stats) {
@@ -111,13 +114,31 @@ FeatureRun InceptionEvaluator::run(ImageSet& images, int64_t num, const FeatureR
   result.images = total;
   if (request.pool3_stats) result.pool3 = stats.stats();
   if (request.spatial_stats) result.spatial = spatial_stats.stats();
+  result.pool3.provenance = result.spatial.provenance = provenance(total);
   return result;
+}
+
+StatsProvenance InceptionEvaluator::provenance(int64_t images) const {
+  StatsProvenance p;
+  p.resize = inception_resize_name(resize_);
+  p.weights_sha256 = weights_source_.sha256;
+  p.images = images;
+  return p;
+}
+
+std::string InceptionEvaluator::describe() const {
+  return cat("resize ", inception_resize_name(resize_), ", ", weights_source_.describe());
 }
 
 FeatureStats fid_operand_stats(InceptionEvaluator& evaluator, const std::string& path, int64_t num) {
   if (!fs::is_dir(path) && fs::exists(path)) {
     const NpzReader npz(path);
-    if (npz.contains("mu") && npz.contains("sigma")) return read_fid_stats(path);
+    if (npz.contains("mu") && npz.contains("sigma")) {
+      FeatureStats stats = read_fid_stats(path);
+      const std::string note = check_provenance(stats.provenance, evaluator.provenance(), path);
+      if (!note.empty()) std::fprintf(stderr, "ddpm_eval: %s\n", note.c_str());
+      return stats;
+    }
   }
   const std::unique_ptr<ImageSet> images = open_image_set(path);
   return evaluator.run(*images, num, {}, path).pool3;

@@ -27,7 +27,7 @@ std::string find_inception_weights(const std::string& given, const std::string& 
 // What a run keeps.
 struct FeatureRequest {
   bool pool3_stats = true;     // mean and covariance of pool_3 (needs two images or more)
-  bool logits = false;         // [N, 1008] (IS)
+  bool logits = false;         // [N, 1008] pool_3 · Wᵀ without the classifier's bias (IS)
   bool pool3_rows = false;     // [N, 2048] (precision and recall)
   bool spatial_stats = false;  // statistics of the [N, 17·17·7] sFID features, NHWC order
   // Called after each batch with (images done, images in all) in place of the progress
@@ -46,11 +46,16 @@ struct FeatureRun {
 class InceptionEvaluator {
  public:
   InceptionEvaluator(Ops& ops, const std::string& weights_path, InceptionResize resize, int batch);
-  // The first `num` images of the set (0: all); progress on stderr under `label`.
+  // The first `num` images of the set (0: all); progress on stderr under `label`. The
+  // statistics carry this evaluator's provenance.
   FeatureRun run(ImageSet& images, int64_t num, const FeatureRequest& request, const std::string& label);
-  // The classifier's bias [1008]: guided-diffusion's evaluator takes its softmax of
-  // pool_3 times the classifier's matrix alone, the logits less this.
-  const std::vector<float>& classifier_bias() const { return classifier_bias_; }
+
+  const InceptionWeightsSource& weights_source() const { return weights_source_; }
+  // What features of `images` images made here are: the resize and the weights.
+  StatsProvenance provenance(int64_t images = 0) const;
+  // For every printed result: "resize tf, published Inception weights", or the other
+  // weights' digest, so that a number from other weights cannot pass for a paper's.
+  std::string describe() const;
 
  private:
   Ops& ops_;
@@ -58,12 +63,16 @@ class InceptionEvaluator {
   int batch_;
   FidInception net_;
   ParamBuffer weights_;
+  InceptionWeightsSource weights_source_;
   Buffer input_, pool3_, logits_, spatial_;
+  // The classifier's bias [1008], taken off the logits: improved-gan's Inception Score
+  // and guided-diffusion's evaluator take the softmax of pool_3 times its matrix alone.
   std::vector<float> classifier_bias_;
 };
 
-// The statistics of a FID operand: a stats .npz (mu, sigma) is read as it is, anything
-// else is run through the evaluator.
+// The statistics of a FID operand: a stats .npz (mu, sigma) is read as it is and its
+// provenance checked against the evaluator's (check_provenance; its note on stderr),
+// anything else is run through the evaluator.
 FeatureStats fid_operand_stats(InceptionEvaluator& evaluator, const std::string& path, int64_t num);
 
 }  // namespace ddpm::eval

@@ -172,7 +172,12 @@ void FidInception::forward(const Pass& ps, const InceptionOutputs& out, const fl
   graph_.forward(ps, inputs, outputs);
 }
 
-void read_inception_weights(const std::string& path, const ParamLayout& layout, float* params) {
+std::string InceptionWeightsSource::describe() const {
+  if (published()) return "published Inception weights";
+  return sha256 == "unknown" ? "Inception weights of unknown origin" : cat("other Inception weights (sha256 ", sha256.substr(0, 16), "...)");
+}
+
+InceptionWeightsSource read_inception_weights(const std::string& path, const ParamLayout& layout, float* params) {
   const h5::File f =
       h5::File::open_read_checksummed(path, "convert pytorch-fid's weights again with tools/convert_inception.py");
   const std::string format = f.has_attr("/", "format") ? f.read_attr_str("/", "format") : "";
@@ -184,6 +189,11 @@ void read_inception_weights(const std::string& path, const ParamLayout& layout, 
     f.fail(cat("unsupported format_version (this build reads version ", kInceptionWeightsFormatVersion, ")"));
   }
   read_param_group(f, "params", layout, params);
+  InceptionWeightsSource source;
+  if (f.has_attr("/", "source_sha256")) source.sha256 = f.read_attr_str("/", "source_sha256");
+  const bool hex = source.sha256.size() == 64 && source.sha256.find_first_not_of("0123456789abcdef") == std::string::npos;
+  if (!hex && source.sha256 != "unknown") f.fail(cat("source_sha256 is not a SHA-256 digest"));
+  return source;
 }
 
 }  // namespace ddpm

@@ -53,9 +53,23 @@ class FidInception {
 constexpr const char* kInceptionWeightsFormat = "ddpm-inception-weights";
 constexpr int64_t kInceptionWeightsFormatVersion = 1;
 
+// pytorch-fid's published weights (its fid_weights release, 95,628,359 bytes): the file
+// whose numbers papers report, as tools/convert_inception.py records its SHA-256.
+constexpr const char* kPublishedInceptionFile = "pt_inception-2015-12-05-6726825d.pth";
+constexpr const char* kPublishedInceptionSha256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2";
+
+// Where a weights file came from: the SHA-256 of the .pth it was converted from, as the
+// converter recorded it ("unknown" when it did not).
+struct InceptionWeightsSource {
+  std::string sha256 = "unknown";
+  bool published() const { return sha256 == kPublishedInceptionSha256; }
+  // "published Inception weights" or "other Inception weights (sha256 1a2b3c4d...)".
+  std::string describe() const;
+};
+
 // Reads an Inception weights file (HDF5 from tools/convert_inception.py: root attribute
 // format, group `params` with every tensor of `layout`, float32, PyTorch shapes) into
 // params (host, layout.size() floats). InputError naming the file on any problem.
-void read_inception_weights(const std::string& path, const ParamLayout& layout, float* params);
+InceptionWeightsSource read_inception_weights(const std::string& path, const ParamLayout& layout, float* params);
 
 }  // namespace ddpm

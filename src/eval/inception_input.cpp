@@ -152,7 +152,8 @@ void resize_pil_bicubic(float* out, const Pixels& px) {
           sum += rows[((static_cast<size_t>(ty[y].first) + k) * kOut + x) * 3 + c] * ty[y].weights[k];
         }
         const float v = std::min(std::max(static_cast<float>(sum), 0.0f), 255.0f);
-        out[(static_cast<int64_t>(y) * kOut + x) * 3 + c] = v / 127.5f - 1.0f;
+        // clean-fid's InceptionV3W: (x - 128) / 128, in float.
+        out[(static_cast<int64_t>(y) * kOut + x) * 3 + c] = (v - 128.0f) / 128.0f;
       }
 }
 

@@ -18,7 +18,7 @@ enum class InceptionResize {
   kTorch,
   // clean-fid: PIL's bicubic resize (a = -0.5, the filter widened by the scale when
   // downscaling, i.e. antialiased) of each channel in float, clipped to [0, 255], then
-  // x / 127.5 - 1.
+  // (x - 128) / 128 (cleanfid/inception_torchscript.py).
   kPilBicubic,
 };
 

@@ -83,7 +83,7 @@ void interpolate(const ModelSource& source, const InterpolationJob& job) {
     }
     sampler.denoise_shared_noise(weights, job.t, static_cast<uint32_t>(p), L, mixes.data());
     row.assign(pixels.begin(), pixels.begin() + img);  // source, the mixes, the other source
-    const std::vector<uint8_t> decoded = to_uint8(mixes.data(), L * img);
+    const std::vector<uint8_t> decoded = to_uint8(mixes.data(), L * img, Quantize::kTruncate);
     row.insert(row.end(), decoded.begin(), decoded.end());
     row.insert(row.end(), pixels.begin() + img, pixels.end());
     int gh = 0, gw = 0;

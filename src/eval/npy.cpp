@@ -1,6 +1,8 @@
 #include "eval/npy.h"
 
 #include <cstring>
+#include <tuple>
+#include <utility>
 
 #include "core/common.h"
 
@@ -26,8 +28,10 @@ constexpr DTypeInfo kDTypes[] = {
     {DType::kBool, "|b1", 1},    {DType::kUInt8, "|u1", 1},   {DType::kInt8, "|i1", 1},
     {DType::kUInt16, "<u2", 2},  {DType::kInt16, "<i2", 2},   {DType::kUInt32, "<u4", 4},
     {DType::kInt32, "<i4", 4},   {DType::kUInt64, "<u8", 8},  {DType::kInt64, "<i8", 8},
-    {DType::kFloat32, "<f4", 4}, {DType::kFloat64, "<f8", 8},
+    {DType::kFloat32, "<f4", 4}, {DType::kFloat64, "<f8", 8},  {DType::kUnicode, "<U", 4},
 };
+// numpy's longest strings are far shorter; this bounds a header's claim.
+constexpr int64_t kMaxUnicodeChars = int64_t{1} << 20;
 
 const DTypeInfo& info_of(DType dtype) {
   for (const DTypeInfo& info : kDTypes) {
@@ -36,14 +40,20 @@ const DTypeInfo& info_of(DType dtype) {
   throw Error("npy: unknown DType");
 }
 
-DType dtype_of_descr(const std::string& descr, const std::string& where) {
+// The dtype and element size a descr names.
+std::pair<DType, int64_t> dtype_of_descr(const std::string& descr, const std::string& where) {
   for (const DTypeInfo& info : kDTypes) {
-    if (descr == info.descr) return info.dtype;
+    if (info.dtype != DType::kUnicode && descr == info.descr) return {info.dtype, info.bytes};
+  }
+  if (descr.size() > 2 && descr.compare(0, 2, "<U") == 0 &&
+      descr.find_first_not_of("0123456789", 2) == std::string::npos && descr.size() <= 9) {
+    const int64_t chars = std::stoll(descr.substr(2));
+    if (chars >= 1 && chars <= kMaxUnicodeChars) return {DType::kUnicode, 4 * chars};
   }
   if (!descr.empty() && descr[0] == '>') {
     input_error(where, ": big-endian data ('", descr, "') is not supported (save it as '<", descr.substr(1), "')");
   }
-  input_error(where, ": dtype '", descr, "' is not supported (bool, integers, float32 and float64 are)");
+  input_error(where, ": dtype '", descr, "' is not supported (bool, integers, float32, float64 and unicode are)");
 }
 
 // The header's dict literal, as numpy's writers produce it.
@@ -60,7 +70,7 @@ class HeaderParser {
       expect(':');
       if (key == "descr" && !have_descr) {
         if (peek() == '[') refuse("structured dtypes are not supported");
-        h.dtype = dtype_of_descr(string_literal(), where_);
+        std::tie(h.dtype, h.item_bytes) = dtype_of_descr(string_literal(), where_);
         have_descr = true;
       } else if (key == "fortran_order" && !have_order) {
         if (boolean()) refuse("Fortran-ordered arrays are not supported (save it with np.ascontiguousarray)");
@@ -170,6 +180,10 @@ uint64_t read_le(ZipMemberStream& member, int bytes) {
 const char* dtype_descr(DType dtype) { return info_of(dtype).descr; }
 int64_t dtype_bytes(DType dtype) { return info_of(dtype).bytes; }
 
+std::string element_descr(DType dtype, int64_t item_bytes) {
+  return dtype == DType::kUnicode ? cat(dtype_descr(dtype), item_bytes / 4) : dtype_descr(dtype);
+}
+
 int64_t NpyHeader::numel() const {
   int64_t n = 1;
   for (const int64_t d : shape) n *= d;
@@ -217,21 +231,27 @@ NpyHeader read_npy_header(ZipMemberStream& member, const std::string& where) {
   member.read(text.data(), text_bytes);
 
   NpyHeader h = HeaderParser(text, where).parse();
-  checked_numel(h.shape, where);
+  if (checked_numel(h.shape, where) > kMaxBytes / h.item_bytes) {
+    input_error(where, ": shape ", shape_string(h.shape), " of '", element_descr(h.dtype, h.item_bytes),
+                "' is too large");
+  }
   h.header_bytes = kMagicBytes + 2 + static_cast<uint64_t>(length_bytes) + text_bytes;
   if (h.data_bytes() != member.remaining()) {
     input_error(where, ": holds ", member.remaining(), " bytes of data, but shape ", shape_string(h.shape), " of '",
-                dtype_descr(h.dtype), "' needs ", h.data_bytes());
+                element_descr(h.dtype, h.item_bytes), "' needs ", h.data_bytes());
   }
   return h;
 }
 
-std::string format_npy_header(DType dtype, const std::vector<int64_t>& shape) {
+std::string format_npy_header(DType dtype, const std::vector<int64_t>& shape, int64_t item_bytes) {
+  DDPM_CHECK(dtype != DType::kUnicode || (item_bytes >= 4 && item_bytes % 4 == 0), "a unicode element of ",
+             item_bytes, " bytes");
   // Python's repr of the shape tuple: (), (3,), (2, 3).
   std::string tuple = "(";
   for (size_t i = 0; i < shape.size(); ++i) tuple += cat(i ? ", " : "", shape[i]);
   tuple += shape.size() == 1 ? ",)" : ")";
-  std::string text = cat("{'descr': '", dtype_descr(dtype), "', 'fortran_order': False, 'shape': ", tuple, ", }");
+  std::string text =
+      cat("{'descr': '", element_descr(dtype, item_bytes), "', 'fortran_order': False, 'shape': ", tuple, ", }");
   for (const int length_bytes : {2, 4}) {
     const uint64_t preamble = kMagicBytes + 2 + static_cast<uint64_t>(length_bytes);
     const uint64_t padded = (preamble + text.size() + 1 + kHeaderAlignment - 1) / kHeaderAlignment * kHeaderAlignment;

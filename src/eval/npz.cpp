@@ -45,6 +45,7 @@ std::vector<Out> convert(const NpyArray& a) {
     case DType::kInt64: each(int64_t{}); break;
     case DType::kFloat32: each(float{}); break;
     case DType::kFloat64: each(double{}); break;
+    case DType::kUnicode: throw Error("npz: strings are not numbers");
   }
   return out;
 }
@@ -61,8 +62,9 @@ void write_archive(const std::string& path, std::FILE* out,
   for (const auto& [name, view] : arrays) {
     if (name.empty() || !names.insert(name).second) input_error(path, ": array name '", name, "' is empty or repeated");
     const int64_t n = checked_numel(view.shape, cat(path, ": array '", name, "'"));
-    const std::string header = format_npy_header(view.dtype, view.shape);
-    const uint64_t data_bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(dtype_bytes(view.dtype));
+    const int64_t item_bytes = view.dtype == DType::kUnicode ? view.item_bytes : dtype_bytes(view.dtype);
+    const std::string header = format_npy_header(view.dtype, view.shape, item_bytes);
+    const uint64_t data_bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(item_bytes);
     zip.add(name + kNpySuffix, {{header.data(), header.size()}, {view.data, data_bytes}});
   }
   zip.finish();
@@ -89,13 +91,20 @@ NpyView NpyView::of(const std::vector<float>& v, std::vector<int64_t> shape) {
 NpyView NpyView::of(const std::vector<uint8_t>& v, std::vector<int64_t> shape) {
   return {DType::kUInt8, std::move(shape), v.data()};
 }
+NpyView NpyView::of(const std::vector<int64_t>& v, std::vector<int64_t> shape) {
+  return {DType::kInt64, std::move(shape), v.data()};
+}
+NpyView NpyView::of(const std::u32string& text) {
+  DDPM_CHECK(!text.empty(), "an empty npy string");
+  return {DType::kUnicode, {}, text.data(), static_cast<int64_t>(4 * text.size())};
+}
 
 NpyRowReader::NpyRowReader(std::unique_ptr<ZipMemberStream> member, const std::string& where)
     : member_(std::move(member)), header_(read_npy_header(*member_, where)) {
   rows_ = header_.shape.empty() ? 1 : header_.shape[0];
   int64_t row_elements = 1;
   for (size_t i = 1; i < header_.shape.size(); ++i) row_elements *= header_.shape[i];
-  row_bytes_ = static_cast<uint64_t>(row_elements) * static_cast<uint64_t>(dtype_bytes(header_.dtype));
+  row_bytes_ = static_cast<uint64_t>(row_elements) * static_cast<uint64_t>(header_.item_bytes);
   if (rows_ == 0) member_->finish();
 }
 
@@ -154,6 +163,7 @@ NpyArray NpzReader::read(const std::string& name) const {
   const NpyHeader h = read_npy_header(*stream, where(m));
   NpyArray a;
   a.dtype = h.dtype;
+  a.item_bytes = h.item_bytes;
   a.shape = h.shape;
   while (a.bytes.size() < h.data_bytes()) {
     const uint64_t done = a.bytes.size(), n = std::min(kReadChunkBytes, h.data_bytes() - done);
@@ -174,6 +184,45 @@ NpyArray NpzReader::read_floating(const std::string& name, size_t rank) const {
                 " dimension(s)");
   }
   return a;
+}
+
+std::string NpzReader::read_text(const std::string& name) const {
+  const NpyArray a = read(name);
+  if (a.dtype != DType::kUnicode || !a.shape.empty()) {
+    input_error(path(), ": array ", printable_name(name), " is '", element_descr(a.dtype, a.item_bytes), "' of shape ",
+                shape_string(a.shape), ", not a string");
+  }
+  std::string text;
+  for (int64_t i = 0; i < a.item_bytes / 4; ++i) {
+    uint32_t c;
+    std::memcpy(&c, a.bytes.data() + 4 * i, 4);
+    if (c == 0) break;  // numpy pads with NULs
+    if (c > 0x10FFFF || (c >= 0xD800 && c <= 0xDFFF)) input_error(path(), ": array ", printable_name(name), " is not text");
+    // UTF-8: 1 to 4 bytes by the code point's size.
+    if (c < 0x80) {
+      text += static_cast<char>(c);
+    } else if (c < 0x800) {
+      text += {static_cast<char>(0xC0 | (c >> 6)), static_cast<char>(0x80 | (c & 0x3F))};
+    } else if (c < 0x10000) {
+      text += {static_cast<char>(0xE0 | (c >> 12)), static_cast<char>(0x80 | ((c >> 6) & 0x3F)),
+               static_cast<char>(0x80 | (c & 0x3F))};
+    } else {
+      text += {static_cast<char>(0xF0 | (c >> 18)), static_cast<char>(0x80 | ((c >> 12) & 0x3F)),
+               static_cast<char>(0x80 | ((c >> 6) & 0x3F)), static_cast<char>(0x80 | (c & 0x3F))};
+    }
+  }
+  return text;
+}
+
+int64_t NpzReader::read_integer(const std::string& name) const {
+  const NpyArray a = read(name);
+  const bool integer = a.dtype != DType::kFloat32 && a.dtype != DType::kFloat64 && a.dtype != DType::kUnicode &&
+                       a.dtype != DType::kBool && a.dtype != DType::kUInt64;
+  if (!integer || !a.shape.empty()) {
+    input_error(path(), ": array ", printable_name(name), " is '", element_descr(a.dtype, a.item_bytes), "' of shape ",
+                shape_string(a.shape), ", not an integer");
+  }
+  return convert<int64_t>(a)[0];
 }
 
 void write_npz(const std::string& path, const std::vector<std::pair<std::string, NpyView>>& arrays,

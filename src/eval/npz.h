@@ -20,11 +20,12 @@ namespace ddpm::eval {
 // An array read from a file: its elements in C order, little-endian.
 struct NpyArray {
   DType dtype = DType::kFloat64;
+  int64_t item_bytes = 8;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
 
   int64_t numel() const;
-  // The elements converted (any dtype; bool as 0 and 1).
+  // The elements converted (any numeric dtype; bool as 0 and 1).
   std::vector<double> to_doubles() const;
   std::vector<float> to_floats() const;
 };
@@ -34,11 +35,15 @@ struct NpyView {
   DType dtype;
   std::vector<int64_t> shape;
   const void* data;
+  int64_t item_bytes = 0;  // kUnicode only: 4 per code unit
 
   static NpyView of(const std::vector<double>& v, std::vector<int64_t> shape);
   static NpyView of(const std::vector<float>& v, std::vector<int64_t> shape);
   static NpyView of(const std::vector<uint8_t>& v, std::vector<int64_t> shape);
-  static NpyView of(const NpyArray& a) { return {a.dtype, a.shape, a.bytes.data()}; }
+  static NpyView of(const std::vector<int64_t>& v, std::vector<int64_t> shape);
+  static NpyView of(const NpyArray& a) { return {a.dtype, a.shape, a.bytes.data(), a.item_bytes}; }
+  // A string scalar ('<Un', as np.array('text') saves it); text must not be empty.
+  static NpyView of(const std::u32string& text);
 };
 
 // Streams one array along its first axis (a scalar is one row). Its reader must
@@ -78,6 +83,10 @@ class NpzReader {
   // read(name) of an array that must be float32 or float64 and of this rank (an
   // InputError naming the file and the array otherwise).
   NpyArray read_floating(const std::string& name, size_t rank) const;
+  // A string scalar (numpy's '<Un', trailing NULs dropped) as UTF-8, or an integer
+  // scalar; an InputError naming the file and the array otherwise.
+  std::string read_text(const std::string& name) const;
+  int64_t read_integer(const std::string& name) const;
 
  private:
   const ZipMember* find(const std::string& name) const;

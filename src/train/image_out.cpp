@@ -13,11 +13,19 @@
 
 namespace ddpm {
 
-std::vector<uint8_t> to_uint8(const float* x, int64_t n) {
+Quantize parse_quantize(const std::string& name, const std::string& what) {
+  if (name == "truncate") return Quantize::kTruncate;
+  if (name == "round") return Quantize::kRound;
+  input_error(what, ": unknown quantization '", name, "' (truncate or round)");
+}
+
+std::vector<uint8_t> to_uint8(const float* x, int64_t n, Quantize quantize) {
   std::vector<uint8_t> out(static_cast<size_t>(n));
   for (int64_t i = 0; i < n; ++i) {
-    const float v = std::nearbyint((x[i] + 1.0f) * 127.5f);
-    out[i] = static_cast<uint8_t>(v < 0.0f ? 0.0f : (v > 255.0f ? 255.0f : v));
+    float v = (x[i] + 1.0f) * 127.5f;
+    if (quantize == Quantize::kRound) v = std::nearbyint(v);
+    // NaN fails both tests and becomes 0.
+    out[i] = static_cast<uint8_t>(v > 0.0f ? (v < 255.0f ? v : 255.0f) : 0.0f);
   }
   return out;
 }

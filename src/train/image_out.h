@@ -9,8 +9,17 @@
 
 namespace ddpm {
 
-// [-1, 1] floats to bytes as the reference code does: round((x + 1) * 127.5), clipped.
-std::vector<uint8_t> to_uint8(const float* x, int64_t n);
+// How [-1, 1] floats become bytes. kTruncate is what the published samplers and the
+// reference's image logging do, so it is what FID is computed on: guided-diffusion's
+// image_sample.py ((x + 1) * 127.5).clamp(0, 255).to(uint8), hojonathanho/diffusion's
+// np.clip((x + 1) * 127.5, 0, 255).astype('uint8'). kRound rounds to nearest instead
+// (half a level brighter on average; ddpm_sample --quantize round).
+enum class Quantize { kTruncate, kRound };
+// "truncate" or "round"; an InputError naming `what` otherwise.
+Quantize parse_quantize(const std::string& name, const std::string& what);
+
+// (x + 1) * 127.5 in float, clipped to [0, 255], then truncated or rounded.
+std::vector<uint8_t> to_uint8(const float* x, int64_t n, Quantize quantize);
 
 // Tiles n images [n, H, W, C] into rows of `cols`, with `pad` pixels of `background`
 // between and around them. Returns the grid [gh, gw, C] and its size.

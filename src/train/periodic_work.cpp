@@ -108,7 +108,7 @@ void PeriodicWork::sample_grid(const TrainState& state) {
                  [&](int, int) { run_.watchdog.beat(); });
   world.gather(all.data(), mine.data(), static_cast<int64_t>(per_rank) * per_example);
   if (!root) return;
-  const std::vector<uint8_t> bytes = to_uint8(all.data(), static_cast<int64_t>(count) * per_example);
+  const std::vector<uint8_t> bytes = to_uint8(all.data(), static_cast<int64_t>(count) * per_example, Quantize::kTruncate);
   char name[64];
   std::snprintf(name, sizeof(name), "step-%08lld.png", static_cast<long long>(state.step));
   write_grid_png(fs::join(samples_dir_, name), bytes.data(), count, mc.resolution, mc.resolution, mc.in_channels);
@@ -124,7 +124,11 @@ void PeriodicWork::measure_fid(const TrainState& state) {
   if (!log_) return;
   const TrainConfig& tc = run_.config.train;
   const double seconds = now_seconds() - t0;
-  log_->record_fid(state.step, fid, tc.fid_num, tc.fid_steps, seconds);
+  FidRecord record;
+  record.fid = fid, record.samples = tc.fid_num, record.ddim_steps = tc.fid_steps, record.seconds = seconds;
+  record.resize = fid_->evaluator().provenance().resize;
+  record.published = fid_->evaluator().weights_source().published();
+  log_->record_fid(state.step, record);
 }
 
 void PeriodicWork::start_checkpoint(const TrainState& state) {

@@ -85,10 +85,10 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
                                   now_seconds() - t0, tty ? "" : "\n");
                    });
     for (int snap = 0; snap < S; ++snap) {
-      const std::vector<uint8_t> b = to_uint8(prog.data() + static_cast<int64_t>(snap) * n * img, n * img);
+      const std::vector<uint8_t> b = to_uint8(prog.data() + static_cast<int64_t>(snap) * n * img, n * img, job.quantize);
       std::copy(b.begin(), b.end(), my_snapshots.begin() + (snap * per_rank + done) * img);
     }
-    const std::vector<uint8_t> bytes = to_uint8(x.data(), n * img);
+    const std::vector<uint8_t> bytes = to_uint8(x.data(), n * img, job.quantize);
     std::copy(bytes.begin(), bytes.end(), my_bytes.begin() + done * img);
     if (job.write_pngs) {
       for (int i = 0; i < n; ++i) {

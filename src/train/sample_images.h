@@ -11,6 +11,7 @@
 #include <string>
 
 #include "core/sampler.h"
+#include "train/image_out.h"
 
 namespace ddpm {
 
@@ -22,6 +23,7 @@ struct SampleJob {
   int64_t batch = 64;      // images per forward pass on each rank
   std::string out_dir;
   bool write_pngs = true;  // one PNG per image
+  Quantize quantize = Quantize::kTruncate;  // floats to bytes (train/image_out.h)
   SamplerOptions sampler;  // progressive_every > 0 also writes progressive.png
 };
 

@@ -10,6 +10,8 @@
 #include "core/common.h"
 #include "core/fs.h"
 
+#include <nlohmann/json.hpp>
+
 namespace ddpm {
 namespace {
 std::string timestamp() {
@@ -18,7 +20,7 @@ std::string timestamp() {
   std::strftime(buf, sizeof(buf), "%Y-%m-%d %H:%M:%S", std::localtime(&t));
   return buf;
 }
-// JSON numbers: non-finite values become null.
+// Log numbers: six digits, non-finite values as null (as in metrics.jsonl).
 std::string num(double v) {
   if (!std::isfinite(v)) return "null";
   char buf[32];
@@ -84,10 +86,11 @@ int64_t TrainLog::keep_metrics_through(int64_t step) {
     const size_t end = text.find('\n', begin);
     const std::string line = text.substr(begin, end == std::string::npos ? std::string::npos : end - begin);
     begin = end == std::string::npos ? text.size() : end + 1;
-    // Records start {"step": N, as record() writes them; a line without its newline was
-    // cut short.
-    long long s = -1;
-    if (end != std::string::npos && std::sscanf(line.c_str(), "{\"step\": %lld,", &s) == 1 && s <= step) {
+    // Every record has its step; a line without its newline was cut short.
+    const nlohmann::json record = nlohmann::json::parse(line, nullptr, /*allow_exceptions=*/false);
+    const bool whole = end != std::string::npos && record.is_object() && record.contains("step") &&
+                       record["step"].is_number_integer();
+    if (whole && record["step"].get<int64_t>() <= step) {
       kept += line + "\n";
     } else if (!line.empty()) {
       ++dropped;
@@ -102,32 +105,35 @@ int64_t TrainLog::keep_metrics_through(int64_t step) {
   return dropped;
 }
 
-void TrainLog::record(const StepReport& r) {
-  std::fprintf(metrics_,
-               "{\"step\": %lld, \"iteration\": %lld, \"loss\": %s, \"loss_q0\": %s, \"loss_q1\": %s, \"loss_q2\": %s, "
-               "\"loss_q3\": %s, \"lr\": %s, \"grad_norm\": %s, \"img_per_s\": %s, \"skipped\": %lld, "
-               "\"comm_wait_s\": %s, \"time\": %lld}\n",
-               static_cast<long long>(r.step), static_cast<long long>(r.iteration), num(r.loss).c_str(),
-               num(r.loss_quartile[0]).c_str(), num(r.loss_quartile[1]).c_str(), num(r.loss_quartile[2]).c_str(),
-               num(r.loss_quartile[3]).c_str(), num(r.lr).c_str(), num(r.grad_norm).c_str(),
-               num(r.images_per_s).c_str(), static_cast<long long>(r.skipped), num(r.comm_wait_s).c_str(),
-               static_cast<long long>(std::time(nullptr)));
+void TrainLog::write_metrics(const nlohmann::ordered_json& record) {
+  std::fprintf(metrics_, "%s\n", record.dump().c_str());  // NaN and infinities become null
   std::fflush(metrics_);
+}
+
+void TrainLog::record(const StepReport& r) {
+  nlohmann::ordered_json m;
+  m["step"] = r.step, m["iteration"] = r.iteration, m["loss"] = r.loss;
+  for (int q = 0; q < 4; ++q) m[cat("loss_q", q)] = r.loss_quartile[q];
+  m["lr"] = r.lr, m["grad_norm"] = r.grad_norm, m["img_per_s"] = r.images_per_s, m["skipped"] = r.skipped;
+  m["comm_wait_s"] = r.comm_wait_s, m["time"] = static_cast<int64_t>(std::time(nullptr));
+  write_metrics(m);
   line(cat("step ", r.step, "/", r.total_steps, "  loss ", num(r.loss), "  lr ", num(r.lr), "  |g| ", num(r.grad_norm),
            "  ", num(r.images_per_s), " img/s  ETA ", format_duration(r.eta_s),
            r.skipped ? cat("  skipped ", r.skipped) : std::string()));
 }
 
-void TrainLog::record_fid(int64_t step, double fid, int64_t samples, int ddim_steps, double seconds) {
-  // FID to a fixed number of decimals: %g's six digits would round a 5-digit value.
+void TrainLog::record_fid(int64_t step, const FidRecord& f) {
+  nlohmann::ordered_json m;
+  m["step"] = step, m["train_fid"] = f.fid, m["fid_sampler"] = "ddim", m["fid_steps"] = f.ddim_steps;
+  m["fid_num"] = f.samples, m["fid_resize"] = f.resize, m["inception_weights"] = f.published ? "published" : "other";
+  m["fid_s"] = f.seconds, m["time"] = static_cast<int64_t>(std::time(nullptr));
+  write_metrics(m);
+  // A fixed number of decimals: %g's six digits would round a 5-digit value.
   char value[64] = "null";
-  if (std::isfinite(fid)) std::snprintf(value, sizeof(value), "%.6f", fid);
-  std::fprintf(metrics_, "{\"step\": %lld, \"fid\": %s, \"fid_num\": %lld, \"fid_steps\": %d, \"fid_s\": %s, \"time\": %lld}\n",
-               static_cast<long long>(step), value, static_cast<long long>(samples), ddim_steps,
-               num(seconds).c_str(), static_cast<long long>(std::time(nullptr)));
-  std::fflush(metrics_);
-  line(cat("FID ", value, " at step ", step, " (", samples, " EMA samples, DDIM ", ddim_steps, " steps, ",
-           static_cast<int>(seconds), " s)"));
+  if (std::isfinite(f.fid)) std::snprintf(value, sizeof(value), "%.6f", f.fid);
+  line(cat("training FID ", value, " at step ", step, " (DDIM ", f.ddim_steps, " steps, ", f.samples,
+           " EMA samples, resize ", f.resize, ", ", f.published ? "published" : "other", " Inception weights; ",
+           static_cast<int>(f.seconds), " s)"));
 }
 
 }  // namespace ddpm

@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <string>
 
+#include <nlohmann/json_fwd.hpp>
+
 namespace ddpm {
 
 struct StepReport {
@@ -19,6 +21,16 @@ struct StepReport {
   double comm_wait_s = 0;     // all-reduce time not hidden behind backward, per step
 };
 
+// A training FID (train/training_fid.h): a curve, not the paper's 50k-sample ancestral FID.
+struct FidRecord {
+  double fid = 0;
+  int64_t samples = 0;     // train.fid_num
+  int ddim_steps = 0;      // train.fid_steps
+  std::string resize;      // the Inception input's resize
+  bool published = false;  // pytorch-fid's published Inception weights
+  double seconds = 0;
+};
+
 class TrainLog {
  public:
   TrainLog(const std::string& run_dir, bool progress_bar);
@@ -29,8 +41,9 @@ class TrainLog {
   void progress(const StepReport& r);
   // The interval record: metrics.jsonl plus a log line.
   void record(const StepReport& r);
-  // A FID measurement: metrics.jsonl ({"step": N, "fid": ...}) plus a log line.
-  void record_fid(int64_t step, double fid, int64_t samples, int ddim_steps, double seconds);
+  // A training FID measurement: metrics.jsonl ({"step": N, "train_fid": ..., and how it
+  // was measured}) plus a log line.
+  void record_fid(int64_t step, const FidRecord& fid);
   // A run that starts at `step` redoes what came after it: drops the metrics records of
   // later steps (and a line cut short by a kill) so each step appears once. Returns how
   // many lines were dropped.
@@ -44,6 +57,7 @@ class TrainLog {
   double last_progress_ = 0;
   bool progress_shown_ = false;
   void clear_progress();
+  void write_metrics(const nlohmann::ordered_json& record);
 };
 
 std::string format_duration(double seconds);

@@ -1,9 +1,13 @@
 #include "train/training_fid.h"
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
+#include <fstream>
 #include <vector>
 
+#include "core/backend.h"
 #include "core/common.h"
 #include "core/config.h"
 #include "core/fs.h"
@@ -19,10 +23,31 @@ namespace {
 
 constexpr int kInceptionBatch = 50;
 
-std::string reference_cache(const std::string& run_dir, const std::string& ref) {
-  char name[32];
-  std::snprintf(name, sizeof(name), "fid_ref-%08x.npz", static_cast<unsigned>(data::crc32_of(ref.data(), ref.size())));
-  return fs::join(run_dir, name);
+// A CRC-32 of what a reference holds: a file's bytes, or a folder's listing (every
+// file's path, size and modification time), so that new or changed images show.
+std::string content_fingerprint(const std::string& path) {
+  namespace sfs = std::filesystem;
+  uint32_t crc = 0;
+  uint64_t bytes = 0;
+  if (sfs::is_directory(path)) {
+    std::vector<std::string> listing;
+    for (const auto& e : sfs::recursive_directory_iterator(path)) {
+      if (!e.is_regular_file()) continue;
+      const auto mtime = e.last_write_time().time_since_epoch().count();
+      listing.push_back(cat(sfs::relative(e.path(), path).string(), " ", e.file_size(), " ", mtime, "\n"));
+    }
+    std::sort(listing.begin(), listing.end());
+    for (const std::string& line : listing) crc = data::crc32_of(line.data(), line.size(), crc);
+    return cat(listing.size(), " files, listing crc32 ", crc);
+  }
+  std::ifstream in(path, std::ios::binary);
+  std::vector<char> block(1 << 20);
+  while (in.read(block.data(), static_cast<std::streamsize>(block.size())) || in.gcount() > 0) {
+    crc = data::crc32_of(block.data(), static_cast<size_t>(in.gcount()), crc);
+    bytes += static_cast<uint64_t>(in.gcount());
+  }
+  if (in.bad()) input_error("train.fid_ref: ", path, ": cannot read");
+  return cat(bytes, " bytes, crc32 ", crc);
 }
 
 // A statistics file (mu, sigma) rather than images.
@@ -64,12 +89,33 @@ class ImageRange final : public eval::ImageSet {
 
 }  // namespace
 
-TrainingFid::TrainingFid(const RunContext& run, const std::string& run_dir)
-    : run_(run), cache_path_(reference_cache(run_dir, run.config.train.fid_ref)) {
+TrainingFid::TrainingFid(const RunContext& run, const std::string& run_dir) : run_(run), run_dir_(run_dir) {
   const TrainConfig& tc = run.config.train;
   if (!fs::exists(tc.fid_ref)) input_error("train.fid_ref: ", tc.fid_ref, ": no such file or directory");
   const std::string weights = eval::find_inception_weights(tc.fid_inception, "train.fid_inception");
-  evaluator_ = std::make_unique<eval::InceptionEvaluator>(run.ops, weights, InceptionResize::kTf, kInceptionBatch);
+  if (run.ops.precision() != Precision::kFp32) {
+    DeviceConfig fp32 = run.config.device;
+    fp32.precision = precision_name(Precision::kFp32);
+    fp32_ops_ = make_backend(fp32, run.world.local_rank(), 0);
+  }
+  evaluator_ = std::make_unique<eval::InceptionEvaluator>(fp32_ops_ ? *fp32_ops_ : run.ops, weights,
+                                                          InceptionResize::kTf, kInceptionBatch);
+  // Every rank, at setup: a mismatch is one agreed error, not an abort at step fid_every.
+  if (is_stats_file(tc.fid_ref)) {
+    const std::string note =
+        eval::check_provenance(eval::read_stats_provenance(tc.fid_ref), evaluator_->provenance(), tc.fid_ref);
+    if (!note.empty() && run.world.is_root()) std::fprintf(stderr, "ddpm_train: train.fid_ref: %s\n", note.c_str());
+  }
+}
+
+std::string TrainingFid::cache_path() const {
+  const TrainConfig& tc = run_.config.train;
+  const eval::StatsProvenance p = evaluator_->provenance();
+  const std::string key = cat(tc.fid_ref, " (", content_fingerprint(tc.fid_ref), "), resize ", p.resize,
+                              ", weights sha256 ", p.weights_sha256, ", fp32, fid_num ", tc.fid_num);
+  char name[32];
+  std::snprintf(name, sizeof(name), "fid_ref-%08x.npz", static_cast<unsigned>(data::crc32_of(key.data(), key.size())));
+  return fs::join(run_dir_, name);
 }
 
 TrainingFid::~TrainingFid() = default;
@@ -98,11 +144,16 @@ const eval::FeatureStats& TrainingFid::reference_stats(const std::function<void(
   const World& world = run_.world;
   const std::string& ref = run_.config.train.fid_ref;
   int64_t known = 0;
-  if (world.is_root()) {
-    if (reference_.dim == 0 && is_stats_file(ref)) reference_ = eval::read_fid_stats(ref);
-    if (reference_.dim == 0 && fs::exists(cache_path_)) reference_ = eval::read_fid_stats(cache_path_);
-    known = reference_.dim > 0;
+  std::string cache;
+  if (world.is_root() && reference_.dim == 0) {
+    if (is_stats_file(ref)) {
+      reference_ = eval::read_fid_stats(ref);  // its provenance checked at setup
+    } else if (cache = cache_path(); fs::exists(cache)) {
+      reference_ = eval::read_fid_stats(cache);
+      (void)eval::check_provenance(reference_.provenance, evaluator_->provenance(), cache);  // ours: always known
+    }
   }
+  if (world.is_root()) known = reference_.dim > 0;
   world.broadcast(&known, 1);
   if (known) return reference_;
   const std::unique_ptr<eval::ImageSet> images = eval::open_image_set(ref);
@@ -111,7 +162,8 @@ const eval::FeatureStats& TrainingFid::reference_stats(const std::function<void(
   const eval::FeatureMatrix features = gather_pool3(mine, images->size(), beat);
   if (world.is_root()) {
     reference_ = eval::feature_stats(features.rows());
-    eval::write_fid_stats(cache_path_, reference_, eval::Overwrite::kReplace);
+    reference_.provenance = evaluator_->provenance(features.count);
+    eval::write_fid_stats(cache, reference_, eval::Overwrite::kReplace);
   }
   return reference_;
 }
@@ -133,7 +185,7 @@ double TrainingFid::measure(const ParamBuffer& weights, UNet& sample_net, const 
   for (int64_t done = 0; done < share.count;) {
     const int n = static_cast<int>(std::min<int64_t>(chunk, share.count - done));
     sampler.sample(weights, share.first + done, n, x.data(), nullptr, [&](int, int) { beat(); });
-    const std::vector<uint8_t> bytes = to_uint8(x.data(), n * per_example);
+    const std::vector<uint8_t> bytes = to_uint8(x.data(), n * per_example, Quantize::kTruncate);
     std::copy(bytes.begin(), bytes.end(), pixels.begin() + done * per_example);
     done += n;
   }

@@ -115,14 +115,19 @@ def write_eps_input(path, model, n, seed):
     return x, t
 
 
-def random_inception_weights(work, seed=7):
+def random_inception_weights(work, seed=7, fc_bias_scale=None, name="inception"):
     """The FID Inception of tests/reference/inception_ref.py with random weights (BN
     statistics calibrated), saved as pytorch-fid's state_dict and converted by
-    tools/convert_inception.py. Returns (the torch network, the weights file)."""
+    tools/convert_inception.py to WORK/NAME.h5; fc_bias_scale replaces the classifier's
+    small bias by one of that scale. Returns (the torch network, the weights file)."""
     import inception_ref
     net = inception_ref.FidInception().eval()
     inception_ref.random_weights(net, seed=seed)
-    pth, weights = os.path.join(work, "inception.pth"), os.path.join(work, "inception.h5")
+    if fc_bias_scale is not None:
+        g = torch.Generator().manual_seed(seed + 100)
+        with torch.no_grad():
+            net.fc.bias.copy_(fc_bias_scale * torch.randn(net.fc.bias.shape, generator=g))
+    pth, weights = os.path.join(work, f"{name}.pth"), os.path.join(work, f"{name}.h5")
     torch.save(inception_ref.pytorch_fid_state_dict(net), pth)
     expect_ok([sys.executable, os.path.join(SOURCE_DIR, "tools", "convert_inception.py"), pth, weights])
     return net, weights
@@ -133,12 +138,15 @@ def relative_error(got, ref):
     return float(np.linalg.norm(got - ref) / np.linalg.norm(ref))
 
 
-def fid_value(result):
-    """The distance of a `ddpm_eval fid` run: its last line must be 'FID: <value>'."""
+def fid_value(result, weights="other Inception weights"):
+    """The distance of a `ddpm_eval fid` run: its last line must be 'FID: <value> (resize
+    <mode>, <which weights>)', the weights as given (the tests' random weights are not
+    the published ones)."""
     lines = result.stdout.strip().splitlines()
     last = lines[-1] if lines else ""
-    m = re.fullmatch(r"FID: (\S+)", last)
-    check(m is not None, f"the last line of ddpm_eval fid, {last!r}, is not 'FID: <value>'")
+    m = re.fullmatch(r"FID: (\S+) \(resize (tf|torch|pil-bicubic), (.*)\)", last)
+    check(m is not None, f"the last line of ddpm_eval fid, {last!r}, is not 'FID: <value> (resize <mode>, <weights>)'")
+    check(m.group(3).startswith(weights), f"ddpm_eval fid says {m.group(3)!r}, not {weights!r}")
     return float(m.group(1))
 
 

@@ -1,8 +1,9 @@
 """End to end: FID during training (train.fid_every, issue 12) with random Inception
 weights, on 2 MPI ranks and on 1.
 
-- metrics.jsonl holds one {"step": N, "fid": ...} record per measurement, the last at the
-  final step, and train.log says it.
+- metrics.jsonl holds one {"step": N, "train_fid": ...} record per measurement (with
+  how it was measured: DDIM steps, samples, resize, weights), the last at the final
+  step, and train.log says it.
 - The value is the FID that `ddpm_eval fid` gives for the same samples, drawn
   independently by `ddpm_sample` (DDIM, the run's seed) from the checkpoint's EMA of
   that step, against the same reference.
@@ -10,6 +11,9 @@ weights, on 2 MPI ranks and on 1.
   the rank count).
 - The reference images' statistics are cached in the run directory and equal those of
   `ddpm_eval fid --save-stats`; a stats .npz as train.fid_ref gives the same FID.
+- A resumed run whose Inception weights changed measures its reference anew (another
+  cache, equal to --save-stats with the new weights); statistics of another resize as
+  train.fid_ref: exit 2, one line naming both.
 - train.fid_every without train.fid_ref, or without Inception weights: exit 2, one line.
 
 usage: test_train_fid.py --bin DIR --mpiexec PATH --workdir DIR
@@ -31,7 +35,11 @@ FID_NUM, FID_STEPS, SEED = 6, 4, 1  # tiny.yaml's train.seed is 1
 def fid_records(run_dir):
     with open(os.path.join(run_dir, "metrics.jsonl")) as f:
         records = [json.loads(line) for line in f]
-    return {r["step"]: r["fid"] for r in records if "fid" in r}
+    for r in records:
+        if "train_fid" in r:
+            u.check(r["fid_sampler"] == "ddim" and r["fid_steps"] == FID_STEPS and r["fid_num"] == FID_NUM and
+                    r["fid_resize"] == "tf" and r["inception_weights"] == "other", f"FID record {r}")
+    return {r["step"]: r["train_fid"] for r in records if "train_fid" in r}
 
 
 def main():
@@ -67,7 +75,7 @@ def main():
     u.check(sorted(fids) == [5, 10], f"FID records at steps {sorted(fids)}, expected [5, 10]")
     u.check(all(np.isfinite(v) and v > 0 for v in fids.values()), f"FIDs {fids}")
     log = open(os.path.join(run2, "train.log")).read()
-    u.check(f"FID {fids[5]:.6f} at step 5" in log, "train.log does not report the FID of step 5")
+    u.check(f"training FID {fids[5]:.6f} at step 5" in log, "train.log does not report the FID of step 5")
     print(f"ok   2 ranks: FID at step 5 {fids[5]:.6f}, at step 10 {fids[10]:.6f} (metrics.jsonl)")
 
     # The same number from the apps, one at a time.
@@ -99,8 +107,30 @@ def main():
     u.check(not glob.glob(os.path.join(run1, "fid_ref-*.npz")), "a stats .npz reference was cached")
     print(f"ok   1 rank with the stats .npz as reference: {one[5]:.6f}, {one[10]:.6f}")
 
+    # New weights on resume: the reference is measured again, into a cache of its own.
+    _, weights2 = u.random_inception_weights(work, seed=8, name="inception2")
+    u.expect_ok([app["ddpm_train"], "--config", TINY, "--run-dir", run2, "--no-progress", "--set", f"data.path={data}",
+                 "--set", "train.total_steps=15", "--set", "train.fid_every=5", "--set", f"train.fid_num={FID_NUM}",
+                 "--set", f"train.fid_steps={FID_STEPS}", "--set", f"train.fid_ref={data}", "--set",
+                 f"train.fid_inception={weights2}", "--set", "train.checkpoint_every=5"])
+    caches2 = sorted(set(glob.glob(os.path.join(run2, "fid_ref-*.npz"))) - set(caches))
+    u.check(len(caches2) == 1, f"after new weights, new reference caches: {caches2}")
+    stats2 = os.path.join(work, "ref_stats2.npz")
+    u.expect_ok([app["ddpm_eval"], "fid", "--inception", weights2, "--save-stats", data, stats2])
+    with np.load(caches2[0]) as c, np.load(stats2) as s, np.load(caches[0]) as old:
+        u.check(np.allclose(c["mu"], s["mu"], rtol=1e-5, atol=1e-7) and not np.allclose(c["mu"], old["mu"]),
+                "the new weights' reference statistics")
+        u.check(str(c["inception_weights_sha256"]) == str(s["inception_weights_sha256"]), "cache provenance")
+    u.check(15 in fid_records(run2), "no FID at step 15 after the resume")
+    print(f"ok   new Inception weights on resume: reference measured again into {os.path.basename(caches2[0])}")
+
     base = [app["ddpm_train"], "--config", TINY, "--no-progress", "--set", f"data.path={data}", "--set",
             "train.fid_every=5"]
+    torch_stats = os.path.join(work, "ref_stats_torch.npz")
+    u.expect_ok([app["ddpm_eval"], "fid", "--inception", weights, "--resize", "torch", "--save-stats", data, torch_stats])
+    u.expect_one_line_error(base + ["--run-dir", os.path.join(work, "bad0"), "--set", f"train.fid_ref={torch_stats}",
+                                    "--set", f"train.fid_inception={weights}"],
+                            [torch_stats, "resize torch", "resize tf"], "fid_ref of another resize")
     u.expect_one_line_error(base + ["--run-dir", os.path.join(work, "bad1")], ["train.fid_ref"], "fid_every, no fid_ref")
     missing = os.path.join(work, "none.h5")
     u.expect_one_line_error(base + ["--run-dir", os.path.join(work, "bad2"), "--set", f"train.fid_ref={data}", "--set",

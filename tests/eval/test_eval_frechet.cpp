@@ -115,6 +115,38 @@ BOOST_AUTO_TEST_CASE(stats_files_round_trip_through_numpy) {
   BOOST_TEST(input_error_of([&] { write_fid_stats(ours + "/small_stats_a.npz", s); }).find("exists") != std::string::npos);
 }
 
+BOOST_AUTO_TEST_CASE(provenance_round_trips_and_is_checked) {
+  const FeatureStats s = read_fid_stats(reference_path("fid", "small_stats_provenance.npz"));
+  BOOST_TEST(s.provenance.resize == "torch");
+  std::string ab;
+  for (int i = 0; i < 32; ++i) ab += "ab";
+  BOOST_TEST(s.provenance.weights_sha256 == ab);
+  BOOST_TEST(s.provenance.images == 300);
+  // Written back, numpy reads every array as it wrote them (the strings as '<U5', '<U64').
+  const std::string ours = ddpm::testing::fresh_ours_dir("fid");
+  write_fid_stats(ours + "/small_stats_provenance.npz", s);
+  BOOST_TEST(ddpm::testing::numpy_check_written("fid") == 0);
+
+  StatsProvenance tf = s.provenance;
+  tf.resize = "tf";
+  const std::string mismatch = input_error_of([&] { check_provenance(s.provenance, tf, "ref.npz"); });
+  BOOST_TEST_MESSAGE(mismatch);
+  BOOST_TEST(mismatch.find("ref.npz") != std::string::npos);
+  BOOST_TEST(mismatch.find("resize torch") != std::string::npos);
+  BOOST_TEST(mismatch.find("resize tf") != std::string::npos);
+  StatsProvenance other_weights = s.provenance;
+  other_weights.weights_sha256 = std::string(64, 'c');
+  BOOST_TEST(input_error_of([&] { check_provenance(s.provenance, other_weights, "ref.npz"); }).find("cccc") !=
+             std::string::npos);
+  BOOST_TEST(check_provenance(s.provenance, s.provenance, "ref.npz").empty());
+  // pytorch-fid's own files have none: accepted, with a note of what is assumed.
+  const FeatureStats plain = read_fid_stats(reference_path("fid", "small_stats_a.npz"));
+  BOOST_TEST(!plain.provenance.known());
+  const std::string note = check_provenance(plain.provenance, tf, "plain.npz");
+  BOOST_TEST(note.find("without provenance") != std::string::npos);
+  BOOST_TEST(note.find("resize tf") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(bad_statistics_are_input_errors) {
   const FeatureStats a = feature_stats(features("small_a.npz").rows());
   FeatureStats other = a;

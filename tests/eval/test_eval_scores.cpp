@@ -1,6 +1,7 @@
 // The Inception Score against improved-gan's formula in numpy (logits through a float64
 // softmax, and probabilities), and precision/recall against guided-diffusion's
-// definitions in numpy (k = 3 radii, squared distances, ≤), on data that
+// definitions in numpy (k = 3 radii, squared distances, ≤), exact and as the evaluator's
+// float16 DistanceBlock computes them (a numpy port of it), on data that
 // make_eval_reference.py wrote.
 #define BOOST_TEST_MODULE eval_scores
 #include <boost/test/unit_test.hpp>
@@ -87,13 +88,15 @@ BOOST_AUTO_TEST_CASE(radii_and_precision_recall_match_numpy) {
   const NpzReader npz(reference_path("scores", "pr.npz"));
   const FeatureMatrix reference = read_features(npz, "reference"), samples = read_features(npz, "samples");
   BOOST_REQUIRE_GT(reference.count, 1024);  // more than one block of rows
-  const std::vector<double> radii = manifold_radii(reference.rows()), numpy_radii = expected("radii_reference");
+  const std::vector<double> radii = manifold_radii(reference.rows(), kManifoldNeighbours, DistancePrecision::kFloat64);
+  const std::vector<double> numpy_radii = expected("radii_reference");
   BOOST_REQUIRE_EQUAL(radii.size(), numpy_radii.size());
   double worst = 0;
   for (size_t i = 0; i < radii.size(); ++i) worst = std::max(worst, relative(radii[i], numpy_radii[i]));
   BOOST_TEST_MESSAGE("radii: worst relative difference " << worst);
   BOOST_TEST(worst < 1e-10);
-  const PrecisionRecall pr = precision_recall(reference.rows(), samples.rows());
+  const PrecisionRecall pr = precision_recall(reference.rows(), samples.rows(), kManifoldNeighbours,
+                                              DistancePrecision::kFloat64);
   BOOST_TEST_MESSAGE("precision " << pr.precision << ", recall " << pr.recall);
   BOOST_TEST(pr.precision == expected("precision")[0]);
   BOOST_TEST(pr.recall == expected("recall")[0]);
@@ -103,10 +106,45 @@ BOOST_AUTO_TEST_CASE(radii_and_precision_recall_match_numpy) {
   BOOST_TEST(self.recall == 1.0);
 }
 
+BOOST_AUTO_TEST_CASE(float16_distances_flip_points_as_the_evaluator_does) {
+  // Inception-like features (squared norms ~900) where the evaluator's float16 distances
+  // put some point on the other side of a radius than exact distances do.
+  const NpzReader npz(reference_path("scores", "pr16.npz"));
+  const FeatureMatrix reference = read_features(npz, "reference"), samples = read_features(npz, "samples");
+  const std::vector<double> radii = manifold_radii(reference.rows()), port_radii = expected("pr16_radii");
+  BOOST_REQUIRE_EQUAL(radii.size(), port_radii.size());
+  int differ = 0;
+  for (size_t i = 0; i < radii.size(); ++i) differ += radii[i] != port_radii[i];
+  BOOST_TEST(differ == 0, differ << " of " << radii.size() << " float16 radii differ from the port's");
+  const PrecisionRecall half = precision_recall(reference.rows(), samples.rows());
+  const PrecisionRecall exact =
+      precision_recall(reference.rows(), samples.rows(), kManifoldNeighbours, DistancePrecision::kFloat64);
+  BOOST_TEST_MESSAGE("float16: precision " << half.precision << ", recall " << half.recall << "; exact: "
+                                           << exact.precision << ", " << exact.recall);
+  BOOST_TEST(half.precision == expected("pr16_precision")[0]);
+  BOOST_TEST(half.recall == expected("pr16_recall")[0]);
+  BOOST_TEST(exact.precision == expected("pr16_exact_precision")[0]);
+  BOOST_TEST(exact.recall == expected("pr16_exact_recall")[0]);
+  BOOST_TEST((half.precision != exact.precision || half.recall != exact.recall));
+}
+
+BOOST_AUTO_TEST_CASE(float16_overflow_falls_back_to_float32) {
+  const NpzReader npz(reference_path("scores", "pr_overflow.npz"));
+  const FeatureMatrix reference = read_features(npz, "reference"), samples = read_features(npz, "samples");
+  const PrecisionRecall pr = precision_recall(reference.rows(), samples.rows());
+  BOOST_TEST_MESSAGE("precision " << pr.precision << ", recall " << pr.recall);
+  BOOST_TEST(pr.precision == expected("pr_overflow_precision")[0]);
+  BOOST_TEST(pr.recall == expected("pr_overflow_recall")[0]);
+  // Infinite float16 distances would leave every radius infinite: everything inside.
+  BOOST_TEST((pr.precision < 1.0 || pr.recall < 1.0));
+}
+
 BOOST_AUTO_TEST_CASE(precision_recall_refuses_what_it_cannot_measure) {
   const std::vector<float> three(3 * 2, 1.0f), four(4 * 3, 1.0f);
   BOOST_TEST(input_error_of([&] { manifold_radii({three.data(), 3, 2}); }).find("need at least 4") != std::string::npos);
   BOOST_TEST(input_error_of([&] { precision_recall({four.data(), 4, 3}, {four.data(), 6, 2}); }).find("size 3") !=
              std::string::npos);
   BOOST_TEST(input_error_of([&] { manifold_radii({four.data(), 4, 3}, 0); }).find("k = 0") != std::string::npos);
+  BOOST_TEST(input_error_of([&] { parse_distance_precision("half", "--pr-distances"); }).find("--pr-distances") !=
+             std::string::npos);
 }

@@ -29,7 +29,11 @@ void read_and_rewrite(const std::string& path) {
     npz.header(name);
     stream_rows(npz, name);
     arrays.push_back(npz.read(name));
-    arrays.back().to_doubles();
+    if (arrays.back().dtype != eval::DType::kUnicode) {
+      arrays.back().to_doubles();
+    } else if (arrays.back().shape.empty()) {
+      npz.read_text(name);
+    }
   }
   for (size_t i = 0; i < arrays.size(); ++i) views.emplace_back(npz.names()[i], eval::NpyView::of(arrays[i]));
   const std::string rewritten = fuzz::scratch_dir() + "/rewritten.npz";
@@ -38,7 +42,10 @@ void read_and_rewrite(const std::string& path) {
   if (again.names() != npz.names()) std::abort();
   for (size_t i = 0; i < arrays.size(); ++i) {
     const eval::NpyArray back = again.read(npz.names()[i]);
-    if (back.dtype != arrays[i].dtype || back.shape != arrays[i].shape || back.bytes != arrays[i].bytes) std::abort();
+    if (back.dtype != arrays[i].dtype || back.item_bytes != arrays[i].item_bytes || back.shape != arrays[i].shape ||
+        back.bytes != arrays[i].bytes) {
+      std::abort();
+    }
   }
 }
 

@@ -152,6 +152,12 @@ void npz_seeds(const std::string& out, const ddpm::testing::TempDir& tmp) {
   stats.sigma = {2.0, 0.5, 0.5, 1.0};
   eval::write_fid_stats(tmp / "stats.npz", stats);
   put(out, "fuzz_npz", "stats.npz", file_bytes(tmp / "stats.npz"));
+  // With its provenance: string scalars ('<U') and an int64 scalar.
+  stats.provenance.resize = "tf";
+  stats.provenance.weights_sha256 = "6726825d0af5f729cebd5821db510b11b1cfad8faad88a03f1befd49fb9129b2";
+  stats.provenance.images = 2;
+  eval::write_fid_stats(tmp / "stats_provenance.npz", stats);
+  put(out, "fuzz_npz", "stats_provenance.npz", file_bytes(tmp / "stats_provenance.npz"));
 }
 
 }  // namespace

@@ -9,8 +9,11 @@ do it, each by the implementation itself or its formula:
                a lerp along y; then (x - 128) / 128
   torch        pytorch-fid: torch's F.interpolate(x / 255, bilinear,
                align_corners=False), then 2x - 1
-  pil-bicubic  clean-fid: PIL's bicubic resize of each channel as a float ('F') image,
-               clipped to [0, 255], then x / 127.5 - 1
+  pil-bicubic  clean-fid's "clean" mode as cleanfid/resize.py and inception_torchscript.py
+               run it: make_resizer("PIL", quantize_after=False, "bicubic") (each channel
+               a float 'F' image, PIL's bicubic resize, clipped to [0, 255], the channels
+               concatenated as float32), then InceptionV3W.forward's x1 = x - 128,
+               x2 = x1 / 128 on the torch tensor
 
     inception_input_ref.py --out FILE.h5
 
@@ -66,12 +69,16 @@ def torch_resize(img):
 
 
 def pil_bicubic_resize(img):
-    channels = []
-    for c in range(img.shape[2]):
-        im = Image.fromarray(img[:, :, c].astype(np.float32), mode="F")
-        channels.append(np.asarray(im.resize((OUT, OUT), resample=Image.BICUBIC)).clip(0, 255))
-    y = rgb(np.stack(channels, axis=2))
-    return (y / np.float32(127.5) - np.float32(1)).astype(np.float32)
+    def resize_single_channel(x_np):
+        im = Image.fromarray(x_np.astype(np.float32), mode="F")
+        im = im.resize((OUT, OUT), resample=Image.BICUBIC)
+        return np.asarray(im).clip(0, 255).reshape(OUT, OUT, 1)
+    x = rgb(img)  # clean-fid reads images with .convert('RGB')
+    resized = np.concatenate([resize_single_channel(x[:, :, c]) for c in range(3)], axis=2).astype(np.float32)
+    t = torch.from_numpy(resized)
+    x1 = t - 128
+    x2 = x1 / 128
+    return x2.numpy()
 
 
 def main():

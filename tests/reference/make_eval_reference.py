@@ -9,7 +9,10 @@ numpy and scipy, independently of the C++ code:
   (scipy.linalg.sqrtm of sigma1·sigma2): full rank (N = 5000, D = 2048), rank deficient
   (N = 1000, D = 2048) and small (D = 64, with pytorch-fid stats files).
 - scores/: the Inception Score of logits and of probabilities (improved-gan's formula)
-  and precision/recall with k = 3 radii (guided-diffusion's evaluator.py definitions).
+  and precision/recall with k = 3 radii (guided-diffusion's evaluator.py definitions):
+  exact distances, and a float16 port of the evaluator's DistanceBlock on Inception-like
+  features where float16 flips points (pr16.npz), and on features whose float16 norms
+  overflow, where the evaluator falls back to float32 (pr_overflow.npz).
 
     make_eval_reference.py --out DIR             (skipped when DIR/stamp is current)
     make_eval_reference.py --check-written DIR   numpy reads the .npz files that
@@ -45,6 +48,8 @@ def plain_arrays(rng):
         "special64": np.array([np.nan, np.inf, -np.inf, -0.0, 5e-324, 1.7976931348623157e308, -1.0]),
         "special32": np.array([np.nan, np.inf, -np.inf, -0.0, 1e-45, 3.4028235e38], dtype="<f4"),
         "rank5": rng.standard_normal((2, 1, 3, 1, 2)).astype("<f4"),
+        "text": np.array("résumé ✓ 𝄞"),  # '<U10': code points of 1 to 4 UTF-8 bytes
+        "count": np.int64(-7),
         **{f"ints_{t[1:]}": np.array([np.iinfo(t).min, -1 if t[1] == "i" else 1, 0, np.iinfo(t).max], dtype=t)
            for t in ("|i1", "<u2", "<i2", "<u4", "<i4", "<u8")},
     }
@@ -284,6 +289,10 @@ def fid_cases(out):
         if case == "small":  # stats files as pytorch-fid's save_fid_stats writes them
             np.savez_compressed(os.path.join(out, "small_stats_a.npz"), mu=mu_a, sigma=sigma_a)
             np.savez_compressed(os.path.join(out, "small_stats_b.npz"), mu=mu_b.astype(np.float32), sigma=sigma_b)
+            # With the provenance ddpm writes beside them (numpy's own string and int64 scalars).
+            np.savez(os.path.join(out, "small_stats_provenance.npz"), mu=mu_a, sigma=sigma_a,
+                     inception_resize=np.array("torch"), inception_weights_sha256=np.array("ab" * 32),
+                     num_images=np.int64(n_a))
     np.savez(os.path.join(out, "expected.npz"), **{k: np.float64(v) for k, v in expected.items()})
 
 
@@ -317,8 +326,69 @@ def squared_distances(u, v):
     return np.maximum(nu - 2 * u @ v.T + nv, 0.0)
 
 
-def radii(features):
-    return np.partition(squared_distances(features, features), K_NEIGHBOURS, axis=1)[:, K_NEIGHBOURS]
+def radii(features, distances=squared_distances):
+    return np.partition(distances(features, features), K_NEIGHBOURS, axis=1)[:, K_NEIGHBOURS]
+
+
+def evaluator_distances(u, v):
+    """guided-diffusion's DistanceBlock.pairwise_distances, ported: _batch_pairwise_distances
+    of the features cast to float16 (tf.square rounds each square to float16; the row
+    sums and the matrix product, which TF on a GPU accumulates in float32, are summed in
+    float64 here and rounded to float16; norm_u - 2 * uv and + norm_v are float16
+    operations), max 0, cast to float32; where any float16 distance is not finite, the
+    same formula on the float32 features."""
+    with np.errstate(over="ignore", invalid="ignore"):  # float16 overflows to inf, as in TF
+        u16, v16 = u.astype(np.float16), v.astype(np.float16)
+        norm_u = np.square(u16).astype(np.float64).sum(axis=1).astype(np.float16)
+        norm_v = np.square(v16).astype(np.float64).sum(axis=1).astype(np.float16)
+        uv = (u16.astype(np.float64) @ v16.astype(np.float64).T).astype(np.float16)
+        d16 = np.maximum(norm_u[:, None] - np.float16(2) * uv + norm_v[None, :], np.float16(0))
+    if np.all(np.isfinite(d16)):
+        return d16.astype(np.float32)
+    u32, v32 = u.astype(np.float32), v.astype(np.float32)
+    n32_u, n32_v = np.square(u32).sum(axis=1), np.square(v32).sum(axis=1)
+    return np.maximum(n32_u[:, None] - np.float32(2) * (u32 @ v32.T) + n32_v[None, :], np.float32(0))
+
+
+def precision_recall(reference, samples, distances):
+    """evaluator.py's compute_prec_recall: radii from each set, then which samples lie in
+    a reference ball (precision) and which reference points in a sample ball (recall)."""
+    r_ref, r_samples = radii(reference, distances), radii(samples, distances)
+    d = distances(reference, samples)
+    return (np.mean(np.any(d <= r_ref[:, None], axis=0)), np.mean(np.any(d <= r_samples[None, :], axis=1)), r_ref)
+
+
+def inception_like(rng, n, mixing, shift):
+    """Non-negative features with squared norms near 900, as pool_3 features are: a
+    low-rank random mixing through a ReLU."""
+    z = rng.standard_normal((n, mixing.shape[0]))
+    return np.maximum(z @ mixing + 0.35 + shift, 0).astype(np.float32)
+
+
+def half_precision_cases(out, expected):
+    """The first seed whose float16 precision or recall differs from the exact one."""
+    for seed in range(100):
+        rng = np.random.default_rng(seed)
+        mixing = 0.08 * rng.standard_normal((64, 2048))
+        reference = inception_like(rng, 500, mixing, 0)
+        samples = inception_like(rng, 400, mixing, 0.05 * rng.standard_normal(2048))
+        p16, r16, radii16 = precision_recall(reference, samples, evaluator_distances)
+        p64, r64, _ = precision_recall(reference, samples, squared_distances)
+        if (p16, r16) != (p64, r64):
+            break
+    else:
+        raise SystemExit("no seed makes float16 flip a point")
+    print(f"precision/recall, float16 (seed {seed}): {p16!r}, {r16!r}; exact: {p64!r}, {r64!r}")
+    np.savez(os.path.join(out, "pr16.npz"), reference=reference, samples=samples)
+    expected.update(pr16_precision=p16, pr16_recall=r16, pr16_radii=radii16.astype(np.float64),
+                    pr16_exact_precision=p64, pr16_exact_recall=r64)
+    # Norms of ~10^6: float16 overflows, the evaluator computes these blocks in float32.
+    reference, samples = 40 * reference[:150], 40 * samples[:120]
+    p32, r32, _ = precision_recall(reference, samples, evaluator_distances)
+    assert not np.all(np.isfinite(np.square(reference.astype(np.float16)).sum(axis=1)))
+    print(f"precision/recall, float16 overflowing to float32: {p32!r}, {r32!r}")
+    np.savez(os.path.join(out, "pr_overflow.npz"), reference=reference, samples=samples)
+    expected.update(pr_overflow_precision=p32, pr_overflow_recall=r32)
 
 
 def score_cases(out):
@@ -346,6 +416,7 @@ def score_cases(out):
     assert margin > 1e-9, margin
     print(f"precision {precision!r}, recall {recall!r} (nearest tie at relative {margin:.2e})")
     expected.update(radii_reference=r_ref, radii_samples=r_samples, precision=precision, recall=recall)
+    half_precision_cases(out, expected)
     np.savez(os.path.join(out, "logits.npz"), logits=logits)
     np.savez(os.path.join(out, "probabilities.npz"), probabilities=probabilities)
     np.savez(os.path.join(out, "pr.npz"), reference=reference, samples=samples)
