@@ -5,7 +5,8 @@
   images): the network has learnt the images themselves.
 - Resume is exact: N steps in one go and N/2 + resume + N/2 give bitwise identical
   params, EMA and Adam moments.
-- The same seed gives the same samples, whatever the batch size; another seed differs.
+- The same seed gives the same samples, whatever the batch size; another seed differs;
+  samples are truncated to bytes by default, rounded with --quantize round.
 - A bad config, a missing dataset, a checkpoint of another model: exit 2, one line.
 """
 import argparse
@@ -96,6 +97,15 @@ def main():
     check(outs[0].shape == (4, 16, 16, 3) and outs[0].dtype == np.uint8, f"samples.npz arr_0 {outs[0].shape}")
     check(np.array_equal(outs[0], outs[1]), "the same seed gave different samples with another batch size")
     check(not np.array_equal(outs[0], outs[2]), "another seed gave the same samples")
+    # Bytes by truncation (the published samplers'), rounding on request: the same floats,
+    # so rounded - truncated is 0 or 1, and 1 for about half the values.
+    out = os.path.join(work, "s1_round")
+    expect_ok([sample, "--run-dir", run, "--num", "4", "--batch", "4", "--seed", "3", "--sampler", "ddim", "--steps",
+               "10", "--quantize", "round", "--no-png", "--out", out])
+    with np.load(os.path.join(out, "samples.npz")) as z:
+        step_up = z["arr_0"].astype(int) - outs[0].astype(int)
+    check(set(np.unique(step_up)) <= {0, 1} and 0.3 < step_up.mean() < 0.7,
+          f"--quantize round minus the default: values {np.unique(step_up)}, mean {step_up.mean()}")
     out = os.path.join(work, "anc")
     expect_ok([sample, "--run-dir", run, "--num", "2", "--seed", "3", "--out", out, "--progressive", "250"])
     check(os.path.exists(os.path.join(out, "progressive.png")), "progressive.png missing")
