@@ -152,16 +152,11 @@ int cmd_eps(int argc, char** argv) {
     ops->nhwc_to_nchw(eps.data() + start * out_img, e_nhwc.get(), n, model.out_ch, R, R);
   }
 
-  const std::string tmp = out_path + ".tmp";
-  try {
+  fs::write_atomically(out_path, [&](const std::string& tmp) {
     h5::File out = h5::File::create(tmp);
     out.write_f32("eps", eps.data(), {N, model.out_ch, R, R});
     out.close();
-  } catch (...) {
-    unlink(tmp.c_str());
-    throw;
-  }
-  fs::commit(tmp, out_path);
+  });
   return kExitOk;
 }
 

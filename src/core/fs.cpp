@@ -61,45 +61,48 @@ void fsync_path(const std::string& path) {
   if (rc != 0 && err != EINVAL) input_error(path, ": fsync failed (", std::strerror(err), ")");
 }
 
-void commit(const std::string& tmp, const std::string& final_path) {
-  fsync_path(tmp);
-  if (rename(tmp.c_str(), final_path.c_str()) != 0) {
-    input_error(final_path, ": cannot rename ", tmp, " into place (", std::strerror(errno), ")");
-  }
-  fsync_path(dirname(final_path));
+namespace {
+
+// rename(tmp, path), or with kRefuse a rename that fails where path exists:
+// renameat2's RENAME_NOREPLACE checks and renames in one step; where the file system
+// lacks it, link() fails on an existing name just as atomically. 0 or an errno.
+int move_into_place(const std::string& tmp, const std::string& path, Overwrite overwrite) {
+  if (overwrite == Overwrite::kReplace) return rename(tmp.c_str(), path.c_str()) == 0 ? 0 : errno;
+  if (renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, path.c_str(), RENAME_NOREPLACE) == 0) return 0;
+  if (errno != EINVAL && errno != ENOSYS) return errno;
+  if (link(tmp.c_str(), path.c_str()) != 0) return errno;
+  unlink(tmp.c_str());
+  return 0;
 }
 
-void commit_new(const std::string& tmp, const std::string& final_path) {
-  fsync_path(tmp);
-  // renameat2's RENAME_NOREPLACE checks and renames in one step; where the file system
-  // lacks it, link() fails on an existing name just as atomically.
-  int rc = renameat2(AT_FDCWD, tmp.c_str(), AT_FDCWD, final_path.c_str(), RENAME_NOREPLACE);
-  if (rc != 0 && (errno == EINVAL || errno == ENOSYS)) {
-    rc = link(tmp.c_str(), final_path.c_str());
-    if (rc == 0) unlink(tmp.c_str());
-  }
-  if (rc != 0) {
-    const int err = errno;
+}  // namespace
+
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write,
+                      Overwrite overwrite) {
+  if (overwrite == Overwrite::kRefuse && exists(path)) input_error(path, ": exists (refusing to overwrite it)");
+  const std::string tmp = path + ".tmp";
+  try {
+    write(tmp);
+    fsync_path(tmp);
+  } catch (...) {
     unlink(tmp.c_str());
-    if (err == EEXIST) input_error(final_path, ": exists (refusing to overwrite it)");
-    input_error(final_path, ": cannot move ", tmp, " into place (", std::strerror(err), ")");
+    throw;
   }
-  fsync_path(dirname(final_path));
+  if (const int err = move_into_place(tmp, path, overwrite); err != 0) {
+    unlink(tmp.c_str());
+    if (err == EEXIST) input_error(path, ": exists (refusing to overwrite it)");
+    input_error(path, ": cannot move ", tmp, " into place (", std::strerror(err), ")");
+  }
+  fsync_path(dirname(path));
 }
 
 void write_text_atomic(const std::string& path, const std::string& content) {
-  const std::string tmp = path + ".tmp";
-  {
+  write_atomically(path, [&](const std::string& tmp) {
     std::ofstream out(tmp, std::ios::binary | std::ios::trunc);
     out << content;
     out.flush();
-    if (!out) {
-      out.close();
-      unlink(tmp.c_str());
-      input_error(path, ": cannot write (disk full?)");
-    }
-  }
-  commit(tmp, path);
+    if (!out) input_error(path, ": cannot write (disk full?)");
+  });
 }
 
 std::string read_text(const std::string& path) {

@@ -1,7 +1,9 @@
-// The commit protocol for every file that must survive a crash (DESIGN: write X.tmp,
-// fsync, rename, fsync the directory, and only then move any pointer to it).
+// Paths, directories and the commit protocol for every file that must survive a crash
+// (DESIGN: write X.tmp, fsync, rename, fsync the directory, and only then move any
+// pointer to it): write_atomically is the one implementation of it.
 #pragma once
 
+#include <functional>
 #include <string>
 
 namespace ddpm::fs {
@@ -15,12 +17,18 @@ std::string join(const std::string& a, const std::string& b);
 void make_dirs(const std::string& path);
 
 void fsync_path(const std::string& path);
-// fsync(tmp); rename(tmp, final); fsync(dirname(final)).
-void commit(const std::string& tmp, const std::string& final_path);
-// commit() that never replaces: if final_path exists (even when it appeared while tmp
-// was written), tmp is removed and an InputError says so.
-void commit_new(const std::string& tmp, const std::string& final_path);
-// Writes `content` to path through path.tmp and commit().
+
+// Whether a committed file may take the place of one already there.
+enum class Overwrite { kReplace, kRefuse };
+
+// `write(tmp)` writes the whole file at tmp = path + ".tmp"; then tmp is fsynced, renamed
+// to path and the directory fsynced. If `write` throws, tmp is removed and the exception
+// goes on, and path is untouched. With Overwrite::kRefuse an existing path (even one that
+// appeared while tmp was written: renameat2's RENAME_NOREPLACE) is an InputError, and
+// the file there stays as it was.
+void write_atomically(const std::string& path, const std::function<void(const std::string& tmp)>& write,
+                      Overwrite overwrite = Overwrite::kReplace);
+// write_atomically of a text.
 void write_text_atomic(const std::string& path, const std::string& content);
 std::string read_text(const std::string& path);
 

@@ -1,6 +1,5 @@
 #include "core/weights_io.h"
 
-#include <unistd.h>
 #include <zlib.h>
 
 #include <set>
@@ -65,8 +64,7 @@ void write_param_group(h5::File& f, const std::string& group, const ParamLayout&
 
 void save_weights(const std::string& path, const ModelConfig& model, const ParamLayout& layout, const float* params,
                   const float* ema) {
-  const std::string tmp = path + ".tmp";
-  try {
+  fs::write_atomically(path, [&](const std::string& tmp) {
     h5::File f = h5::File::create_checksummed(tmp);
     f.write_attr_str_fixed("/", "format", kWeightsFormat);
     f.write_attr_i64("/", "format_version", kWeightsFormatVersion);
@@ -74,11 +72,7 @@ void save_weights(const std::string& path, const ModelConfig& model, const Param
     write_param_group(f, "params", layout, params);
     if (ema) write_param_group(f, "ema", layout, ema);
     f.close();
-  } catch (...) {
-    unlink(tmp.c_str());
-    throw;
-  }
-  fs::commit(tmp, path);
+  });
 }
 
 }  // namespace ddpm

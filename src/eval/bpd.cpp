@@ -63,8 +63,7 @@ class Progress {
 
 void write_result(const std::string& path, const BpdJob& job, const ModelSource& source, const BpdResult& r,
                   int64_t N, int T) {
-  const std::string tmp = path + ".tmp";
-  try {
+  fs::write_atomically(path, [&](const std::string& tmp) {
     h5::File out = h5::File::create(tmp);
     out.write_f64("total_bpd", r.total_bpd.data(), {N});
     out.write_f64("prior_bpd", r.prior_bpd.data(), {N});
@@ -76,11 +75,7 @@ void write_result(const std::string& path, const BpdJob& job, const ModelSource&
     out.write_attr_i64("/", "seed", static_cast<int64_t>(job.seed));
     out.write_attr_str("/", "diffusion_config", source.config.to_yaml());
     out.close();
-  } catch (...) {
-    unlink(tmp.c_str());
-    throw;
-  }
-  fs::commit(tmp, path);
+  });
 }
 
 }  // namespace

@@ -1,7 +1,5 @@
 #include "eval/npz.h"
 
-#include <unistd.h>
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -227,26 +225,20 @@ int64_t NpzReader::read_integer(const std::string& name) const {
 
 void write_npz(const std::string& path, const std::vector<std::pair<std::string, NpyView>>& arrays,
                Overwrite overwrite) {
-  if (overwrite == Overwrite::kRefuse && fs::exists(path)) input_error(path, ": exists (refusing to overwrite it)");
-  const std::string tmp = path + ".tmp";
-  std::FILE* out = std::fopen(tmp.c_str(), "wb");
-  if (!out) input_error(tmp, ": cannot create (", std::strerror(errno), ")");
-  try {
-    write_archive(path, out, arrays);
-  } catch (...) {
-    std::fclose(out);
-    unlink(tmp.c_str());
-    throw;
-  }
-  if (std::fclose(out) != 0) {
-    unlink(tmp.c_str());
-    input_error(path, ": cannot write (", std::strerror(errno), ")");
-  }
-  if (overwrite == Overwrite::kReplace) {
-    fs::commit(tmp, path);
-  } else {
-    fs::commit_new(tmp, path);
-  }
+  fs::write_atomically(
+      path,
+      [&](const std::string& tmp) {
+        std::FILE* out = std::fopen(tmp.c_str(), "wb");
+        if (!out) input_error(tmp, ": cannot create (", std::strerror(errno), ")");
+        try {
+          write_archive(path, out, arrays);
+        } catch (...) {
+          std::fclose(out);
+          throw;
+        }
+        if (std::fclose(out) != 0) input_error(path, ": cannot write (", std::strerror(errno), ")");
+      },
+      overwrite);
 }
 
 }  // namespace ddpm::eval

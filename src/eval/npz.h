@@ -12,6 +12,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/fs.h"
 #include "eval/npy.h"
 #include "eval/zip.h"
 
@@ -96,7 +97,7 @@ class NpzReader {
   ZipReader zip_;
 };
 
-enum class Overwrite { kRefuse, kReplace };
+using fs::Overwrite;
 
 // Writes arrays (name, array) to an uncompressed .npz that np.load reads. With
 // Overwrite::kRefuse an existing file is an InputError and stays as it was.

@@ -81,8 +81,8 @@ std::string write_checkpoint(const std::string& dir, const ModelConfig& model, c
                              const std::function<void()>& before_commit) {
   fs::make_dirs(dir);
   const std::string name = checkpoint_name(state.step);
-  const std::string path = fs::join(dir, name), tmp = path + ".tmp";
-  try {
+  const std::string path = fs::join(dir, name);
+  fs::write_atomically(path, [&](const std::string& tmp) {
     h5::File f = h5::File::create_checksummed(tmp);
     f.write_attr_str_fixed("/", "format", kCheckpointFormat);
     f.write_attr_i64("/", "format_version", kWeightsFormatVersion);
@@ -99,11 +99,7 @@ std::string write_checkpoint(const std::string& dir, const ModelConfig& model, c
     for (const char* group : kGroups) write_param_group(f, group, layout, buffer_for(buffers, group));
     f.close();
     if (before_commit) before_commit();
-  } catch (...) {
-    unlink(tmp.c_str());
-    throw;
-  }
-  fs::commit(tmp, path);
+  });
   fs::write_text_atomic(fs::join(dir, "latest"), name + "\n");
   // Keep the newest `keep` (by step), never the one just written.
   std::vector<std::string> all = list_checkpoints(dir);

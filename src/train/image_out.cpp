@@ -1,7 +1,6 @@
 #include "train/image_out.h"
 
 #include <png.h>
-#include <unistd.h>
 
 #include <cmath>
 #include <cstdio>
@@ -49,20 +48,17 @@ std::vector<uint8_t> make_grid(const uint8_t* images, int n, int H, int W, int C
 
 namespace {
 
-// Writes `bytes` to path.tmp with `write`, then commits it (fsync, rename, fsync dir).
+// A file written through `write(FILE*)` (false on failure) and committed.
 template <typename WriteFn>
 void write_committed(const std::string& path, WriteFn&& write) {
-  const std::string tmp = path + ".tmp";
-  FILE* f = std::fopen(tmp.c_str(), "wb");
-  if (!f) input_error(path, ": cannot create the file (directory missing or not writable?)");
-  bool ok = write(f);
-  ok = (std::fflush(f) == 0) && ok;
-  ok = (std::fclose(f) == 0) && ok;
-  if (!ok) {
-    unlink(tmp.c_str());
-    input_error(path, ": write failed (disk full?)");
-  }
-  fs::commit(tmp, path);
+  fs::write_atomically(path, [&](const std::string& tmp) {
+    FILE* f = std::fopen(tmp.c_str(), "wb");
+    if (!f) input_error(path, ": cannot create the file (directory missing or not writable?)");
+    bool ok = write(f);
+    ok = (std::fflush(f) == 0) && ok;
+    ok = (std::fclose(f) == 0) && ok;
+    if (!ok) input_error(path, ": write failed (disk full?)");
+  });
 }
 
 }  // namespace

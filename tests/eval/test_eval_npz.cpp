@@ -170,9 +170,15 @@ BOOST_AUTO_TEST_CASE(writing_refuses_an_existing_file_unless_asked) {
   BOOST_TEST(!fs::exists(path + ".tmp"));
   // A file that appears while ours is written is not replaced either.
   const std::string raced = tmp / "raced.npz";
-  ddpm::testing::write_file(raced + ".tmp", {1, 2, 3});
-  ddpm::testing::write_file(raced, {9});
-  BOOST_TEST(input_error_of([&] { fs::commit_new(raced + ".tmp", raced); }) == raced + ": exists (refusing to overwrite it)");
+  BOOST_TEST(input_error_of([&] {
+               fs::write_atomically(
+                   raced,
+                   [&](const std::string& ours) {
+                     ddpm::testing::write_file(ours, {1, 2, 3});
+                     ddpm::testing::write_file(raced, {9});
+                   },
+                   fs::Overwrite::kRefuse);
+             }) == raced + ": exists (refusing to overwrite it)");
   BOOST_TEST(file_bytes(raced) == std::vector<uint8_t>{9}, boost::test_tools::per_element());
   BOOST_TEST(!fs::exists(raced + ".tmp"));
   // Nothing is left behind when the directory cannot take the file.
