@@ -32,6 +32,8 @@ find_package(PkgConfig QUIET)
 ddpm_require(PKG_CONFIG_FOUND pkg-config "pkg-config")
 pkg_check_modules(LMDB QUIET IMPORTED_TARGET lmdb)
 ddpm_require(LMDB_FOUND liblmdb-dev "LMDB")
+pkg_check_modules(LIBZIP QUIET IMPORTED_TARGET libzip)
+ddpm_require(LIBZIP_FOUND libzip-dev "libzip (.npz files)")
 pkg_check_modules(WEBP QUIET IMPORTED_TARGET libwebp)
 ddpm_require(WEBP_FOUND libwebp-dev "libwebp")
 # Header-only: the evaluation's eigendecompositions and matrix products (src/eval).

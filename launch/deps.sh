@@ -9,7 +9,7 @@ DDPM_PACKAGES=(
   libdnnl-dev ocl-icd-opencl-dev libhdf5-dev libyaml-cpp-dev libboost-test-dev
   libopenmpi-dev openmpi-bin
   libpng-dev libjpeg-dev libwebp-dev liblmdb-dev zlib1g-dev libeigen3-dev
-  liblapacke-dev libopenblas-dev nlohmann-json3-dev
+  liblapacke-dev libopenblas-dev nlohmann-json3-dev libzip-dev libarchive-dev
   python3
 )
 # What the tests and benchmarks add: the PyTorch reference (Debian's python3-torch,

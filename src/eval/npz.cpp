@@ -52,21 +52,23 @@ bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
 
-// The archive's bytes, written to an open file.
-void write_archive(const std::string& path, std::FILE* out,
+// The archive: one stored member NAME.npy a view, its npy header then its elements.
+void write_archive(const std::string& tmp, const std::string& path,
                    const std::vector<std::pair<std::string, NpyView>>& arrays) {
-  ZipWriter zip(path, out);
+  if (arrays.empty()) input_error(path, ": no arrays to write");
   std::set<std::string> names;
+  std::vector<std::string> headers;
+  headers.reserve(arrays.size());  // the entries point into them
+  std::vector<ZipEntry> entries;
   for (const auto& [name, view] : arrays) {
     if (name.empty() || !names.insert(name).second) input_error(path, ": array name '", name, "' is empty or repeated");
     const int64_t n = checked_numel(view.shape, cat(path, ": array '", name, "'"));
     const int64_t item_bytes = view.dtype == DType::kUnicode ? view.item_bytes : dtype_bytes(view.dtype);
-    const std::string header = format_npy_header(view.dtype, view.shape, item_bytes);
+    headers.push_back(format_npy_header(view.dtype, view.shape, item_bytes));
     const uint64_t data_bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(item_bytes);
-    zip.add(name + kNpySuffix, {{header.data(), header.size()}, {view.data, data_bytes}});
+    entries.push_back({name + kNpySuffix, {{headers.back().data(), headers.back().size()}, {view.data, data_bytes}}});
   }
-  zip.finish();
-  if (std::fflush(out) != 0) input_error(path, ": cannot write (", std::strerror(errno), ")");
+  write_stored_zip(tmp, path, entries);
 }
 
 }  // namespace
@@ -225,20 +227,7 @@ int64_t NpzReader::read_integer(const std::string& name) const {
 
 void write_npz(const std::string& path, const std::vector<std::pair<std::string, NpyView>>& arrays,
                Overwrite overwrite) {
-  fs::write_atomically(
-      path,
-      [&](const std::string& tmp) {
-        std::FILE* out = std::fopen(tmp.c_str(), "wb");
-        if (!out) input_error(tmp, ": cannot create (", std::strerror(errno), ")");
-        try {
-          write_archive(path, out, arrays);
-        } catch (...) {
-          std::fclose(out);
-          throw;
-        }
-        if (std::fclose(out) != 0) input_error(path, ": cannot write (", std::strerror(errno), ")");
-      },
-      overwrite);
+  fs::write_atomically(path, [&](const std::string& tmp) { write_archive(tmp, path, arrays); }, overwrite);
 }
 
 }  // namespace ddpm::eval

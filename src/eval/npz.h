@@ -1,9 +1,10 @@
 // .npz files as numpy writes them (np.savez: stored, np.savez_compressed: deflate): a
 // zip archive whose member "NAME.npy" holds array NAME. Reading checks everything
-// (eval/zip.h, eval/npy.h) and bounds every allocation by the file's size; arrays can
-// be read whole or streamed along their first axis. Writing makes a stored archive
-// (zip64 records throughout) through NAME.tmp and a rename, and refuses to replace an
-// existing file unless asked. Errors are InputErrors "<file>: <problem>".
+// (libzip the archive, eval/zip.h; eval/npy.h each array) and grows its buffers only as
+// data arrives; arrays can be read whole or streamed along their first axis. Writing
+// makes a stored archive (zip64 records where sizes need them) through fs::
+// write_atomically, and refuses to replace an existing file unless asked. Errors are
+// InputErrors "<file>: <problem>".
 #pragma once
 
 #include <cstdint>

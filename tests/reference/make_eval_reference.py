@@ -174,6 +174,13 @@ def npz_bytes(compressed=False, **arrays):
     return buf.getvalue()
 
 
+def flip_last_data_byte(data):
+    """The first member's last byte of (deflate) data inverted: its header stays readable."""
+    compressed, name_length, extra_length = struct.unpack_from("<I4xHH", data, 18)
+    at = 30 + name_length + extra_length + compressed - 1
+    return patched(data, at, "<B", data[at] ^ 0xFF)
+
+
 def hostile_cases(out):
     a, b = np.arange(6, dtype="<f8").reshape(2, 3), np.arange(4, dtype="<f4")
     good = npz_bytes(a=a, b=b)
@@ -186,17 +193,24 @@ def hostile_cases(out):
         "text.npz": (b"this is not an archive at all, only some words\n", "not a zip archive"),
         "bare-npy.npz": (npy_bytes(header % "(1,)", b"\0" * 8), "not a zip archive"),
         "truncated.npz": (good[: len(good) // 2], "not a zip archive"),
-        "crc.npz": (patched(good, first + 16, "<I", 0x12345678), "CRC-32"),
-        "crc-deflated.npz": (patched(squeezed, first_z + 16, "<I", 0x12345678), "CRC-32"),
-        "overlap.npz": (patched(good, first + 20, "<II", 200, 200), "overlap"),
+        # The central directory alone changed: its CRC, sizes, offsets, member count.
+        "crc.npz": (patched(good, first + 16, "<I", 0x12345678), "directory and member headers disagree"),
+        "crc-deflated.npz": (patched(squeezed, first_z + 16, "<I", 0x12345678), "directory and member headers disagree"),
+        "overlap.npz": (patched(good, first + 20, "<II", 200, 200), "directory and member headers disagree"),
         "method.npz": (patched(patched(good, first + 10, "<H", 12), 8, "<H", 12), "compression method 12"),
         "encrypted.npz": (patched(good, first + 8, "<H", 1), "encrypted"),
-        "local-offset.npz": (patched(good, second + 42, "<I", 3), "no local header"),
-        "directory-offset.npz": (patched(good, end_record(good)[0] + 16, "<I", 7), "central directory"),
-        "entry-count.npz": (patched(good, end_record(good)[0] + 8, "<HH", 900, 900), "claims 900 members"),
-        "bomb.npz": (patched(squeezed, first_z + 24, "<I", 0xFFFFFFF0), "more than deflate can give"),
-        "short-deflate.npz": (patched(squeezed, first_z + 20, "<I", 10), "deflate data ends early"),
-        "duplicate.npz": (duplicate_members(npy_bytes(header % "(1,)", b"\0" * 8)), "appears twice"),
+        "local-offset.npz": (patched(good, second + 42, "<I", 3), "not a zip archive"),
+        "directory-offset.npz": (patched(good, end_record(good)[0] + 16, "<I", 7), "not a zip archive"),
+        "entry-count.npz": (patched(good, end_record(good)[0] + 8, "<HH", 900, 900),
+                            "directory and member headers disagree"),
+        "bomb.npz": (patched(squeezed, first_z + 24, "<I", 0xFFFFFFF0), "directory and member headers disagree"),
+        "short-deflate.npz": (patched(squeezed, first_z + 20, "<I", 10), "directory and member headers disagree"),
+        # Headers that agree about data that is not what they say: found when it is read.
+        "crc-both.npz": (patched(patched(good, first + 16, "<I", 0x12345678), 14, "<I", 0x12345678),
+                         "does not match its CRC-32"),
+        "flipped-data.npz": (patched(good, good.index(b"\x93NUMPY") + 130, "<B", 0xAB), "does not match its CRC-32"),
+        "flipped-deflate.npz": (flip_last_data_byte(squeezed), "holds more than the 8128 bytes"),
+        "duplicate.npz": (duplicate_members(npy_bytes(header % "(1,)", b"\0" * 8)), "two members of the same name"),
         "same-array.npz": (zip_of([("a", npy_bytes(header % "(1,)", b"\0" * 8)),
                                    ("a.npy", npy_bytes(header % "(1,)", b"\0" * 8))]), "two members hold array 'a'"),
         "magic.npz": (zip_of([("a.npy", b"hello, not npy")]), "not an npy array"),
