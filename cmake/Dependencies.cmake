@@ -34,6 +34,8 @@ pkg_check_modules(LMDB QUIET IMPORTED_TARGET lmdb)
 ddpm_require(LMDB_FOUND liblmdb-dev "LMDB")
 pkg_check_modules(LIBZIP QUIET IMPORTED_TARGET libzip)
 ddpm_require(LIBZIP_FOUND libzip-dev "libzip (.npz files)")
+pkg_check_modules(LIBARCHIVE QUIET IMPORTED_TARGET libarchive)
+ddpm_require(LIBARCHIVE_FOUND libarchive-dev "libarchive (dataset archives)")
 pkg_check_modules(WEBP QUIET IMPORTED_TARGET libwebp)
 ddpm_require(WEBP_FOUND libwebp-dev "libwebp")
 # Header-only: the evaluation's eigendecompositions and matrix products (src/eval).

@@ -8,7 +8,7 @@
 #include "core/common.h"
 #include "core/fs.h"
 #include "data/source.h"
-#include "data/tar_reader.h"
+#include "data/archive_reader.h"
 
 namespace ddpm::data {
 namespace {
@@ -97,7 +97,7 @@ class Cifar10Source : public ImageSource {
 
   // The tarball's members may come in any order: keep the wanted ones (30 MB each).
   void read_tarball() {
-    TarReader tar(path_);
+    ArchiveReader tar(path_);
     std::string name;
     int64_t size = 0;
     while (tar.next_file(&name, &size)) {

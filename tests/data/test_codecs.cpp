@@ -9,7 +9,7 @@
 #include "data/checksum.h"
 #include "data/decode.h"
 #include "data/resize.h"
-#include "data/tar_reader.h"
+#include "data/archive_reader.h"
 #include "fixtures.h"
 
 using namespace ddpm;
@@ -198,16 +198,18 @@ BOOST_AUTO_TEST_CASE(resize_crops_the_centre_and_antialiases) {
   for (int x = 1; x < 13; ++x) BOOST_TEST(small.pixels[5 * 13 + x] > small.pixels[5 * 13 + x - 1]);
 }
 
-BOOST_AUTO_TEST_CASE(tar_reader_reads_what_tar_wrote) {
+BOOST_AUTO_TEST_CASE(archive_reader_reads_what_tar_and_zip_wrote) {
   TempDir dir;
   make_dirs(dir / "pack/sub");
   const std::vector<uint8_t> a = {1, 2, 3}, b(1000, 7);
   write_file(dir / "pack/a.bin", a);
   write_file(dir / "pack/sub/b.bin", b);
-  for (const std::string flags : {"cf", "czf"}) {
+  for (const std::string flags : {"cf", "czf", "zip"}) {
     const std::string archive = dir / ("x." + flags);
-    BOOST_REQUIRE(run_command("tar -C " + dir.path() + " -" + flags + " " + archive + " pack") == 0);
-    TarReader tar(archive);
+    const std::string pack = flags == "zip" ? "cd " + dir.path() + " && python3 -m zipfile -c " + archive + " pack"
+                                            : "tar -C " + dir.path() + " -" + flags + " " + archive + " pack";
+    BOOST_REQUIRE(run_command(pack) == 0);
+    ArchiveReader tar(archive);
     std::string name;
     int64_t size = 0;
     std::map<std::string, std::vector<uint8_t>> files;
@@ -224,7 +226,7 @@ BOOST_AUTO_TEST_CASE(tar_reader_reads_what_tar_wrote) {
   const std::string archive = dir / "x.cf";
   truncate_file(archive, 1024 + 512 + 300);
   const std::string e = input_error_of([&] {
-    TarReader tar(archive);
+    ArchiveReader tar(archive);
     std::string name;
     int64_t size = 0;
     std::vector<uint8_t> data;
