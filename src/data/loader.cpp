@@ -57,6 +57,19 @@ constexpr int64_t kMaxBatchBytes = int64_t{8} << 30;
 
 }  // namespace
 
+LoaderOptions loader_options(const Config& config, int rank, int world_size, Cursor start) {
+  LoaderOptions o;
+  o.path = config.data.path;
+  o.global_batch = config.train.batch_size;
+  o.rank = rank;
+  o.world_size = world_size;
+  o.seed = config.train.seed;
+  o.random_flip = config.data.random_flip;
+  o.prefetch_batches = config.data.prefetch_batches;
+  o.start = start;
+  return o;
+}
+
 struct Loader::Impl {
   LoaderOptions opt;
   DatasetReader reader;

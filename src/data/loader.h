@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include "core/config.h"
+
 namespace ddpm::data {
 
 // Where the next global batch starts: stream position epoch * D + position.
@@ -30,6 +32,10 @@ struct LoaderOptions {
   Cursor start;                // from a checkpoint, or {0, 0}
   int max_open_shards = 64;
 };
+
+// A training run's options for rank `rank` of `world_size`: the config's dataset, global
+// batch, seed, flips and prefetch, from `start`.
+LoaderOptions loader_options(const Config& config, int rank, int world_size, Cursor start = {});
 
 struct DatasetInfo {
   std::string path, source;

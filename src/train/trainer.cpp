@@ -17,6 +17,7 @@
 #include "dist/world.h"
 #include "train/checkpoint.h"
 #include "train/fault_injection.h"
+#include "train/interval_stats.h"
 #include "train/model_buffers.h"
 #include "train/periodic_work.h"
 #include "train/run_lock.h"
@@ -111,11 +112,7 @@ void Trainer::Impl::setup_local() {
                 " ranks needs NCCL for the gradient all-reduce, and this build has none (docs/gpu.md)");
   }
   // Probe the dataset now (the real loader starts at the checkpoint's cursor).
-  data::LoaderOptions lo;
-  lo.path = cfg.data.path;
-  lo.global_batch = cfg.train.batch_size;
-  lo.rank = world.rank();
-  lo.world_size = W;
+  data::LoaderOptions lo = data::loader_options(cfg, world.rank(), W);
   lo.prefetch_batches = 0;
   const data::DatasetInfo info = data::Loader(lo).info();
   const ModelConfig& mc = cfg.model;
@@ -138,16 +135,8 @@ void Trainer::Impl::distribute_start_point() {
   state.config_yaml = cfg.to_yaml();
   state.dataset_checksum = dataset_checksum;
 
-  data::LoaderOptions lo;
-  lo.path = cfg.data.path;
-  lo.global_batch = cfg.train.batch_size;
-  lo.rank = world.rank();
-  lo.world_size = world.size();
-  lo.seed = cfg.train.seed;
-  lo.random_flip = cfg.data.random_flip;
-  lo.prefetch_batches = cfg.data.prefetch_batches;
-  lo.start = data::Cursor{state.data_epoch, state.data_position};
-  loader = std::make_unique<data::Loader>(lo);
+  loader = std::make_unique<data::Loader>(
+      data::loader_options(cfg, world.rank(), world.size(), data::Cursor{state.data_epoch, state.data_position}));
   const RunContext run{world, cfg, *ops, *net, *diffusion, *watchdog, buffers, local_batch};
   step = std::make_unique<TrainStep>(run, *optimizer, *loader, fault_hook.get());
   periodic = std::make_unique<PeriodicWork>(run, log.get(), opt.run_dir, make_checkpoint_delay(faults, world.rank()));
@@ -190,11 +179,7 @@ int Trainer::Impl::finish(int status, const std::string& stop_reason) {
 
 int Trainer::Impl::loop() {
   const TrainConfig& tc = cfg.train;
-  const int B = tc.batch_size;
-  double stats_acc[kNumStats] = {0};
-  int64_t interval_steps = 0, interval_skipped = 0, consecutive_skips = 0;
-  double interval_start = now_seconds(), last_norm = 0, comm_wait = 0;
-  const int64_t start_step = state.step;
+  IntervalStats interval(tc.batch_size, state.step, tc.total_steps);
   const double run_start = now_seconds();
   net->prepare(*ops, local_batch, cfg.train.recompute ? PlanMode::kTrainingRecompute : PlanMode::kTraining);
   if (root()) {
@@ -211,58 +196,29 @@ int Trainer::Impl::loop() {
   }
   while (state.step < tc.total_steps) {
     const StepResult r = step->run(state);
-    const double* stats = r.stats;
-    comm_wait += r.comm_wait_s;
+    interval.add(r);
     if (!r.applied) {
       ++state.nonfinite_skips;
-      ++interval_skipped;
-      if (++consecutive_skips >= tc.max_nonfinite_skips) {
-        abort_after_skips(consecutive_skips, std::isfinite(stats[kLossSum]));
+      if (interval.consecutive_skips() >= tc.max_nonfinite_skips) {
+        abort_after_skips(interval.consecutive_skips(), std::isfinite(r.stats[kLossSum]));
       }
-    } else {
-      consecutive_skips = 0;
-      last_norm = r.grad_norm;
-      for (int k = 0; k < kNonFinite; ++k) stats_acc[k] += stats[k];
-      ++interval_steps;
     }
-
     const bool last = state.step >= tc.total_steps;
-    const bool stop = stats[kStopUsr1] + stats[kStopTerm] > 0;
+    const bool stop = r.stats[kStopUsr1] + r.stats[kStopTerm] > 0;
     const bool boundary = (r.applied && state.step % tc.log_every == 0) || last || stop;
-    const double elapsed = now_seconds() - run_start;
-    const double steps_per_s = (state.step - start_step) / std::max(elapsed, 1e-9);
-    StepReport rep;
-    rep.step = state.step, rep.total_steps = tc.total_steps, rep.iteration = state.iteration;
-    rep.loss = interval_steps ? stats_acc[kLossSum] / (static_cast<double>(interval_steps) * B) : NAN;
-    rep.lr = optimizer->learning_rate(std::max<int64_t>(state.step - 1, 0));
-    rep.grad_norm = last_norm;
-    rep.eta_s = (tc.total_steps - state.step) / std::max(steps_per_s, 1e-9);
-    if (root()) {
-      rep.images_per_s = steps_per_s * B;
-      log->progress(rep);
-    }
-    if (boundary && root() && (interval_steps > 0 || interval_skipped > 0)) {
-      for (int q = 0; q < 4; ++q) {
-        const double n = stats_acc[kQuartileCount + q];
-        rep.loss_quartile[q] = n > 0 ? stats_acc[kQuartileSum + q] / n : NAN;
-      }
-      rep.images_per_s = (interval_steps + interval_skipped) * B / std::max(now_seconds() - interval_start, 1e-9);
-      rep.skipped = interval_skipped;
-      rep.comm_wait_s = comm_wait / std::max<int64_t>(interval_steps + interval_skipped, 1);
-      log->record(rep);
-    }
+    const double lr = optimizer->learning_rate(std::max<int64_t>(state.step - 1, 0));
+    if (root()) log->progress(interval.live(state.step, state.iteration, lr));
     if (boundary) {
-      std::fill(std::begin(stats_acc), std::end(stats_acc), 0.0);
-      interval_steps = interval_skipped = 0;
-      comm_wait = 0;
-      interval_start = now_seconds();
+      const bool any = !interval.empty();
+      const StepReport rep = interval.close(state.step, state.iteration, lr);
+      if (root() && any) log->record(rep);
     }
     periodic->report_checkpoints();
     // FID also at the last step (the model a run ends with), but not when a signal asks
     // to stop: the checkpoint comes first.
     if (r.applied && !stop && tc.fid_every > 0 && state.step % tc.fid_every == 0) periodic->measure_fid(state);
     if (last || stop) {
-      const int status = finish(last ? kExitOk : kExitRequeue, signal_names(stats));
+      const int status = finish(last ? kExitOk : kExitRequeue, signal_names(r.stats));
       if (status == kExitOk) say(cat("done: step ", state.step, " in ", format_duration(now_seconds() - run_start)));
       return status;
     }
