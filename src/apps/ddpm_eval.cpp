@@ -29,14 +29,14 @@
 #include "core/h5.h"
 #include "core/ops.h"
 #include "core/unet.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 #include "dist/world.h"
 #include "eval/bpd.h"
 #include "eval/fid.h"
 #include "eval/interpolate.h"
 #include "eval/precision_recall.h"
 #include "eval/rate_distortion.h"
-#include "train/model_source.h"
+#include "io/model_source.h"
 
 namespace ddpm {
 namespace {
@@ -175,7 +175,7 @@ int bpd(World& world, int argc, char** argv) {
   cli.option("seed", "S", "seed of the q-sample noise", "0");
   cli.option("out", "FILE", "HDF5 output (written atomically; an existing file is not replaced)");
   if (!cli.parse_on_ranks(argc, argv, world.is_root(), 2)) return kExitOk;
-  BpdJob job;
+  eval::BpdJob job;
   job.data_dir = cli.require("data");
   job.out_path = cli.require("out");
   job.num = cli.get_int("num");
@@ -185,7 +185,7 @@ int bpd(World& world, int argc, char** argv) {
   // Refused before days of compute, not after.
   if (fs::exists(job.out_path)) input_error(job.out_path, ": exists; give another --out or remove it");
   const ModelSource src = load_model(cli, ConfigOverrides::kDiffusionAndDevice, "the bound");
-  const BpdSummary s = evaluate_bpd(world, src, job);
+  const eval::BpdSummary s = eval::evaluate_bpd(world, src, job);
   if (world.is_root()) {
     std::printf("%lld images: L_0 (decoder) %.6f, L_1..L_T-1 (KL) %.6f, L_T (prior) %.6f\n",
                 static_cast<long long>(s.images), s.decoder, s.kl, s.prior);
@@ -242,11 +242,11 @@ int cmd_rate_distortion(int argc, char** argv) {
   cli.parse(argc, argv, 2);
   if (cli.positional().size() != 1) input_error("give exactly one bpd.h5 (see --help)");
   const std::string dir = cli.require("out");
-  const RateDistortion rd = rate_distortion(cli.positional()[0]);
-  write_rate_distortion_csv(rd, dir);
+  const eval::RateDistortion rd = eval::rate_distortion(cli.positional()[0]);
+  eval::write_rate_distortion_csv(rd, dir);
   std::printf("%lld images, T = %d\nreverse steps  rate (bits/dim)  distortion (RMSE [0,255])\n",
               static_cast<long long>(rd.images), rd.T);
-  for (const RateDistortionPoint& p : table4_rows(rd)) {
+  for (const eval::RateDistortionPoint& p : eval::table4_rows(rd)) {
     std::printf("%13d  %15.5f  %25.5f\n", p.reverse_steps, p.rate_bpd, p.rmse_mean);
   }
   if (!cli.has("no-plot")) {
@@ -275,14 +275,14 @@ int cmd_interpolate(int argc, char** argv) {
   cli.option("seed", "S", "seed of the encoding and reverse noise", "0");
   cli.option("out", "DIR", "output directory");
   cli.parse(argc, argv, 2);
-  InterpolationJob job;
+  eval::InterpolationJob job;
   job.data_dir = cli.require("data");
   job.out_dir = cli.require("out");
-  job.pairs = parse_pairs(cli.get("pairs"));
+  job.pairs = eval::parse_pairs(cli.get("pairs"));
   job.t = static_cast<int>(cli.get_int("t"));
   job.lambdas = static_cast<int>(cli.get_int("lambdas"));
   job.seed = static_cast<uint64_t>(cli.get_int("seed"));
-  interpolate(load_model(cli, ConfigOverrides::kDiffusionAndDevice, "interpolation"), job);
+  eval::interpolate(load_model(cli, ConfigOverrides::kDiffusionAndDevice, "interpolation"), job);
   return kExitOk;
 }
 
@@ -321,7 +321,7 @@ InceptionSetup inception_setup(const Cli& cli) {
   device.threads = static_cast<int>(cli.get_int("threads"));
   device.validate("--device");
   const std::string weights = eval::find_inception_weights(cli.get("inception"), "--inception");
-  const InceptionResize resize = parse_inception_resize(cli.get("resize"), "--resize");
+  const eval::InceptionResize resize = eval::parse_inception_resize(cli.get("resize"), "--resize");
   s.ops = make_backend(device, 0, device.threads);
   s.evaluator = std::make_unique<eval::InceptionEvaluator>(*s.ops, weights, resize,
                                                            static_cast<int>(cli.get_int("batch")));
@@ -408,7 +408,7 @@ eval::FeatureRun evaluate_operand(eval::InceptionEvaluator& evaluator, const std
   const std::unique_ptr<eval::ImageSet> images = eval::open_image_set(path);
   eval::FeatureRun run = evaluator.run(*images, num, request, path);
   if (!fs::is_dir(path)) {
-    const eval::NpzReader npz(path);
+    const NpzReader npz(path);
     if (npz.contains("mu") && npz.contains("sigma")) run.pool3 = eval::read_fid_stats(path);
     if (npz.contains("mu_s") && npz.contains("sigma_s")) run.spatial = eval::read_fid_stats(path, "mu_s", "sigma_s");
     // Both statistics come from the file's one provenance.

@@ -7,8 +7,8 @@
 #include "apps/model_options.h"
 #include "core/common.h"
 #include "dist/world.h"
-#include "train/model_source.h"
-#include "train/sample_images.h"
+#include "io/model_source.h"
+#include "eval/sample_images.h"
 
 namespace ddpm {
 namespace {
@@ -47,7 +47,7 @@ int run(World& world, int argc, char** argv) {
   const Quantize quantize = parse_quantize(cli.get("quantize"), "--quantize");
 
   const ModelSource src = load_model(cli, ConfigOverrides::kDiffusionAndDevice, "sampling");
-  SampleJob job;
+  eval::SampleJob job;
   job.num = num;
   job.batch = batch;
   job.out_dir = out_dir;
@@ -58,7 +58,7 @@ int run(World& world, int argc, char** argv) {
   job.sampler.eta = cli.get_double("eta");
   job.sampler.seed = static_cast<uint64_t>(cli.get_int("seed"));
   job.sampler.progressive_every = progressive;
-  sample_images(world, src, job);
+  eval::sample_images(world, src, job);
   return kExitOk;
 }
 

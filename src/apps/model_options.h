@@ -4,7 +4,7 @@
 #pragma once
 
 #include "apps/cli.h"
-#include "train/model_source.h"
+#include "io/model_source.h"
 
 namespace ddpm {
 

@@ -17,9 +17,9 @@
 #include "data/shard_reader.h"
 #include "eval/source_images.h"
 #include "dist/world.h"
-#include "train/model_source.h"
+#include "io/model_source.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 namespace {
 
 // "1h02m", "3m05s", "12s"
@@ -185,4 +185,4 @@ BpdSummary evaluate_bpd(World& world, const ModelSource& source, const BpdJob& j
   return s;
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -12,9 +12,11 @@
 #include <vector>
 
 namespace ddpm {
-
 class World;
 struct ModelSource;
+}  // namespace ddpm
+
+namespace ddpm::eval {
 
 struct BpdJob {
   std::string data_dir;  // a prepared dataset (ddpm_prepare)
@@ -40,4 +42,4 @@ struct BpdSummary {
 // settings as attributes.
 BpdSummary evaluate_bpd(World& world, const ModelSource& source, const BpdJob& job);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-#include "eval/npz.h"
+#include "io/npz.h"
 
 namespace ddpm::eval {
 

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "eval/features.h"
-#include "eval/npz.h"
+#include "io/npz.h"
 
 namespace ddpm::eval {
 

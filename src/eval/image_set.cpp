@@ -5,7 +5,7 @@
 #include "data/decode.h"
 #include "data/shard_reader.h"
 #include "data/source.h"
-#include "eval/npz.h"
+#include "io/npz.h"
 
 namespace ddpm::eval {
 namespace {
@@ -15,7 +15,7 @@ class NpzImages final : public ImageSet {
  public:
   explicit NpzImages(const std::string& path) : ImageSet(path), npz_(path), rows_(open_rows()) {
     const NpyHeader& h = rows_.header();
-    if (h.dtype != DType::kUInt8 || h.shape.size() != 4 || (h.shape[3] != 1 && h.shape[3] != 3)) {
+    if (h.dtype != NpyDType::kUInt8 || h.shape.size() != 4 || (h.shape[3] != 1 && h.shape[3] != 3)) {
       input_error(path, ": arr_0 is ", dtype_descr(h.dtype), " ", shape_text(h.shape),
                   ", expected uint8 [N, H, W, C] images with C 1 or 3");
     }

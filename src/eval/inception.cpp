@@ -4,10 +4,10 @@
 
 #include "core/common.h"
 #include "core/h5.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 #include "eval/inception_nodes.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 namespace {
 
 using TensorId = Graph::TensorId;
@@ -196,4 +196,4 @@ InceptionWeightsSource read_inception_weights(const std::string& path, const Par
   return source;
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -12,7 +12,7 @@
 #include "core/graph.h"
 #include "core/params.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 
 // What one forward pass gives, all backend memory.
 struct InceptionOutputs {
@@ -72,4 +72,4 @@ struct InceptionWeightsSource {
 // params (host, layout.size() floats). InputError naming the file on any problem.
 InceptionWeightsSource read_inception_weights(const std::string& path, const ParamLayout& layout, float* params);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

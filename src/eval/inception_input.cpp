@@ -11,7 +11,7 @@
 
 #include "core/common.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 namespace {
 
 constexpr int kOut = kInceptionInputSize;
@@ -185,4 +185,4 @@ void inception_input(float* out, const uint8_t* image, int H, int W, int C, Ince
   }
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

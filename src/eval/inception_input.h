@@ -6,7 +6,7 @@
 #include <cstdint>
 #include <string>
 
-namespace ddpm {
+namespace ddpm::eval {
 
 enum class InceptionResize {
   // TF1's ResizeBilinear (align_corners=False and no half-pixel centres: source index =
@@ -32,4 +32,4 @@ constexpr int kInceptionInputSize = 299;
 // (RGB) or 1 (grey, repeated to three channels).
 void inception_input(float* out, const uint8_t* image, int H, int W, int C, InceptionResize mode);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -4,7 +4,7 @@
 
 #include "core/common.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 
 void ForwardOnlyNode::backward(const Pass&, Span<InputGrad>, const float*) {
   DDPM_CHECK(false, "the evaluation network's nodes have no backward");
@@ -63,4 +63,4 @@ void DenseNode::forward(const Pass& ps, float* out, Span<const float*> in) {
   dense_.forward(ps, out, GradWrite::kAssign, in[0], ps.N);
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -10,7 +10,7 @@
 #include "core/graph.h"
 #include "core/layers.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 
 // A node without a backward: a graph with several outputs is never planned for one.
 class ForwardOnlyNode : public Node {
@@ -94,4 +94,4 @@ class DenseNode : public ForwardOnlyNode {
   LinearLayer dense_;
 };
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -12,10 +12,10 @@
 #include "core/unet.h"
 #include "data/shard_reader.h"
 #include "eval/source_images.h"
-#include "train/image_out.h"
-#include "train/model_source.h"
+#include "io/image_out.h"
+#include "io/model_source.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 
 std::vector<std::pair<int64_t, int64_t>> parse_pairs(const std::string& text) {
   std::vector<std::pair<int64_t, int64_t>> pairs;
@@ -94,4 +94,4 @@ void interpolate(const ModelSource& source, const InterpolationJob& job) {
   }
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -11,8 +11,10 @@
 #include <vector>
 
 namespace ddpm {
-
 struct ModelSource;
+}  // namespace ddpm
+
+namespace ddpm::eval {
 
 struct InterpolationJob {
   std::string data_dir;                              // a prepared dataset
@@ -30,4 +32,4 @@ void interpolate(const ModelSource& source, const InterpolationJob& job);
 // "3:7,0:12" -> {{3, 7}, {0, 12}}; InputError naming the text otherwise.
 std::vector<std::pair<int64_t, int64_t>> parse_pairs(const std::string& text);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

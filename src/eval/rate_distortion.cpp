@@ -9,7 +9,7 @@
 #include "core/h5.h"
 #include "core/params.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 namespace {
 
 constexpr double kPixelScale = 127.5;  // [-1, 1] -> [0, 255]
@@ -84,4 +84,4 @@ std::vector<RateDistortionPoint> table4_rows(const RateDistortion& rd) {
   return rows;
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

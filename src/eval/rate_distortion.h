@@ -8,7 +8,7 @@
 #include <string>
 #include <vector>
 
-namespace ddpm {
+namespace ddpm::eval {
 
 // One point per 0-based timestep t (column t of bpd.h5: x_t, the paper's x_{t+1}).
 struct RateDistortionPoint {
@@ -36,4 +36,4 @@ std::vector<RateDistortionPoint> table4_rows(const RateDistortion& rd);
 // 1000, 900, ..., 100, scaled to T). Through .tmp files, like every output.
 void write_rate_distortion_csv(const RateDistortion& rd, const std::string& dir);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

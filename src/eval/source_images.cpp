@@ -2,9 +2,9 @@
 
 #include "core/common.h"
 #include "data/shard_reader.h"
-#include "train/model_source.h"
+#include "io/model_source.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 
 void require_model_shape(const data::DatasetReader& dataset, const std::string& data_dir, const ModelSource& source) {
   const ModelConfig& mc = source.config.model;
@@ -15,4 +15,4 @@ void require_model_shape(const data::DatasetReader& dataset, const std::string& 
   }
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -5,14 +5,16 @@
 #include <string>
 
 namespace ddpm {
-
 struct ModelSource;
 namespace data {
 class DatasetReader;
-}
+}  // namespace data
+}  // namespace ddpm
+
+namespace ddpm::eval {
 
 // InputError naming the dataset and the model unless its images have the model's
 // resolution and channels.
 void require_model_shape(const data::DatasetReader& dataset, const std::string& data_dir, const ModelSource& source);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

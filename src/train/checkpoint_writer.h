@@ -18,7 +18,7 @@
 
 #include "core/config.h"
 #include "core/params.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace ddpm {
 

@@ -7,7 +7,7 @@
 #include <cstdint>
 
 #include "core/buffer.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace ddpm {
 

@@ -11,7 +11,7 @@
 #include "core/buffer.h"
 #include "core/params.h"
 #include "core/unet.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 #include "train/run_context.h"
 
 namespace ddpm {

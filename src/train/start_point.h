@@ -9,7 +9,7 @@
 #include <string>
 
 #include "core/params.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace ddpm {
 

@@ -13,7 +13,7 @@
 #include "core/buffer.h"
 #include "data/loader.h"
 #include "train/run_context.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace ddpm {
 

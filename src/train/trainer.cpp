@@ -15,7 +15,7 @@
 #include "dist/allreduce.h"
 #include "dist/watchdog.h"
 #include "dist/world.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 #include "train/fault_injection.h"
 #include "train/interval_stats.h"
 #include "train/model_buffers.h"

@@ -16,7 +16,7 @@
 #include "data/checksum.h"
 #include "dist/world.h"
 #include "eval/image_set.h"
-#include "train/image_out.h"
+#include "io/image_out.h"
 
 namespace ddpm {
 namespace {
@@ -53,7 +53,7 @@ std::string content_fingerprint(const std::string& path) {
 // A statistics file (mu, sigma) rather than images.
 bool is_stats_file(const std::string& path) {
   if (fs::is_dir(path)) return false;
-  const eval::NpzReader npz(path);
+  const NpzReader npz(path);
   return npz.contains("mu") && npz.contains("sigma");
 }
 
@@ -99,7 +99,7 @@ TrainingFid::TrainingFid(const RunContext& run, const std::string& run_dir) : ru
     fp32_ops_ = make_backend(fp32, run.world.local_rank(), 0);
   }
   evaluator_ = std::make_unique<eval::InceptionEvaluator>(fp32_ops_ ? *fp32_ops_ : run.ops, weights,
-                                                          InceptionResize::kTf, kInceptionBatch);
+                                                          eval::InceptionResize::kTf, kInceptionBatch);
   // Every rank, at setup: a mismatch is one agreed error, not an abort at step fid_every.
   if (is_stats_file(tc.fid_ref)) {
     const std::string note =
@@ -129,7 +129,7 @@ eval::FeatureMatrix TrainingFid::gather_pool3(eval::ImageSet& mine, int64_t tota
   request.pool3_rows = true;
   request.progress = [&](int64_t, int64_t) { beat(); };
   eval::FeatureRun run = evaluator_->run(mine, 0, request, mine.path());
-  const int64_t dim = FidInception::kFeatures;
+  const int64_t dim = eval::FidInception::kFeatures;
   run.pool3_rows.values.resize(static_cast<size_t>(share.per_rank * dim));  // equal blocks for the gather
   eval::FeatureMatrix all;
   if (world.is_root()) all.values.resize(static_cast<size_t>(share.per_rank * world.size() * dim));
@@ -163,7 +163,7 @@ const eval::FeatureStats& TrainingFid::reference_stats(const std::function<void(
   if (world.is_root()) {
     reference_ = eval::feature_stats(features.rows());
     reference_.provenance = evaluator_->provenance(features.count);
-    eval::write_fid_stats(cache, reference_, eval::Overwrite::kReplace);
+    eval::write_fid_stats(cache, reference_, Overwrite::kReplace);
   }
   return reference_;
 }

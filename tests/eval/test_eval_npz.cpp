@@ -14,11 +14,10 @@
 
 #include "core/common.h"
 #include "core/fs.h"
-#include "eval/npz.h"
+#include "io/npz.h"
 #include "eval_test_util.h"
 
 using namespace ddpm;
-using namespace ddpm::eval;
 using ddpm::testing::input_error_of;
 using ddpm::testing::reference_path;
 
@@ -53,7 +52,7 @@ void read_everything(const std::string& path) {
   const NpzReader npz(path);
   for (const std::string& name : npz.names()) {
     const NpyArray a = npz.read(name);
-    if (a.dtype != DType::kUnicode) a.to_doubles();
+    if (a.dtype != NpyDType::kUnicode) a.to_doubles();
   }
 }
 

@@ -3,10 +3,10 @@
 // run reads them (read_checkpoint: every group, the step and data cursor).
 #include "core/h5.h"
 #include "core/unet.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 #include "fuzz_util.h"
-#include "train/checkpoint.h"
-#include "train/model_source.h"
+#include "io/checkpoint.h"
+#include "io/model_source.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   using namespace ddpm;

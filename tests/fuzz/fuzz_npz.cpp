@@ -5,7 +5,7 @@
 #include <cstdlib>
 
 #include "eval/frechet.h"
-#include "eval/npz.h"
+#include "io/npz.h"
 #include "fuzz_util.h"
 
 namespace {
@@ -13,8 +13,8 @@ namespace {
 using namespace ddpm;
 
 // Streams an array three rows at a time, as a caller with a bounded buffer would.
-void stream_rows(const eval::NpzReader& npz, const std::string& name) {
-  eval::NpyRowReader rows = npz.rows(name);
+void stream_rows(const NpzReader& npz, const std::string& name) {
+  NpyRowReader rows = npz.rows(name);
   if (rows.row_bytes() > (uint64_t{1} << 20)) return;  // a caller's own limit on what it buffers
   std::vector<uint8_t> buffer(3 * rows.row_bytes());
   while (rows.read(3, buffer.data()) > 0) {
@@ -22,26 +22,26 @@ void stream_rows(const eval::NpzReader& npz, const std::string& name) {
 }
 
 void read_and_rewrite(const std::string& path) {
-  const eval::NpzReader npz(path);
-  std::vector<std::pair<std::string, eval::NpyView>> views;
-  std::vector<eval::NpyArray> arrays;
+  const NpzReader npz(path);
+  std::vector<std::pair<std::string, NpyView>> views;
+  std::vector<NpyArray> arrays;
   for (const std::string& name : npz.names()) {
     npz.header(name);
     stream_rows(npz, name);
     arrays.push_back(npz.read(name));
-    if (arrays.back().dtype != eval::DType::kUnicode) {
+    if (arrays.back().dtype != NpyDType::kUnicode) {
       arrays.back().to_doubles();
     } else if (arrays.back().shape.empty()) {
       npz.read_text(name);
     }
   }
-  for (size_t i = 0; i < arrays.size(); ++i) views.emplace_back(npz.names()[i], eval::NpyView::of(arrays[i]));
+  for (size_t i = 0; i < arrays.size(); ++i) views.emplace_back(npz.names()[i], NpyView::of(arrays[i]));
   const std::string rewritten = fuzz::scratch_dir() + "/rewritten.npz";
-  eval::write_npz(rewritten, views, eval::Overwrite::kReplace);
-  const eval::NpzReader again(rewritten);
+  write_npz(rewritten, views, Overwrite::kReplace);
+  const NpzReader again(rewritten);
   if (again.names() != npz.names()) std::abort();
   for (size_t i = 0; i < arrays.size(); ++i) {
-    const eval::NpyArray back = again.read(npz.names()[i]);
+    const NpyArray back = again.read(npz.names()[i]);
     if (back.dtype != arrays[i].dtype || back.item_bytes != arrays[i].item_bytes || back.shape != arrays[i].shape ||
         back.bytes != arrays[i].bytes) {
       std::abort();

@@ -9,12 +9,12 @@
 #include "core/config.h"
 #include "core/fs.h"
 #include "core/unet.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 #include "eval/frechet.h"
-#include "eval/npz.h"
+#include "io/npz.h"
 #include "fixtures.h"
 #include "fuzz_util.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 namespace {
 
@@ -141,10 +141,10 @@ void npz_seeds(const std::string& out, const ddpm::testing::TempDir& tmp) {
   const std::vector<double> matrix = {0.5, -1.25, 3.0, 1e-300, -0.0, 7.0};
   const std::vector<float> vector = {1.5f, -2.0f, 0.25f};
   const std::vector<uint8_t> images = {0, 1, 2, 3, 250, 251, 252, 253, 128, 64, 32, 16};
-  eval::write_npz(tmp / "arrays.npz", {{"matrix", eval::NpyView::of(matrix, {2, 3})},
-                                       {"vector", eval::NpyView::of(vector, {3})},
-                                       {"images", eval::NpyView::of(images, {2, 2, 1, 3})},
-                                       {"scalar", eval::NpyView::of(std::vector<double>{2.5}, {})}});
+  write_npz(tmp / "arrays.npz", {{"matrix", NpyView::of(matrix, {2, 3})},
+                                       {"vector", NpyView::of(vector, {3})},
+                                       {"images", NpyView::of(images, {2, 2, 1, 3})},
+                                       {"scalar", NpyView::of(std::vector<double>{2.5}, {})}});
   put(out, "fuzz_npz", "arrays.npz", file_bytes(tmp / "arrays.npz"));
   eval::FeatureStats stats;
   stats.dim = 2;

@@ -9,6 +9,7 @@
 #include "gpu_test.h"
 
 using namespace ddpm;
+using namespace ddpm::eval;
 using namespace ddpm::gputest;
 
 namespace {

@@ -9,7 +9,7 @@
 #include <vector>
 
 #include "core/clock.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 #include "dist/allreduce.h"
 #include "dist/world.h"
 

@@ -22,7 +22,7 @@
 #include "core/ops.h"
 #include "dist/heartbeat.h"
 #include "dist/watchdog.h"
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 #include "train/checkpoint_writer.h"
 #include "train/fault_injection.h"
 

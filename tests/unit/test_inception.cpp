@@ -27,6 +27,7 @@
 #include "python_reference.h"
 
 using namespace ddpm;
+using namespace ddpm::eval;
 
 namespace {
 

@@ -11,7 +11,7 @@
 #include "core/fs.h"
 #include "core/h5.h"
 #include "core/unet.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 
 using namespace ddpm;
 

@@ -1,4 +1,4 @@
-#include "eval/npz.h"
+#include "io/npz.h"
 
 #include <cerrno>
 #include <cstdio>
@@ -8,7 +8,7 @@
 #include "core/common.h"
 #include "core/fs.h"
 
-namespace ddpm::eval {
+namespace ddpm {
 namespace {
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "npy data is read and written as little-endian");
@@ -30,20 +30,20 @@ std::vector<Out> convert(const NpyArray& a) {
     }
   };
   switch (a.dtype) {
-    case DType::kBool:
+    case NpyDType::kBool:
       for (size_t i = 0; i < out.size(); ++i) out[i] = a.bytes[i] != 0 ? Out{1} : Out{0};
       break;
-    case DType::kUInt8: each(uint8_t{}); break;
-    case DType::kInt8: each(int8_t{}); break;
-    case DType::kUInt16: each(uint16_t{}); break;
-    case DType::kInt16: each(int16_t{}); break;
-    case DType::kUInt32: each(uint32_t{}); break;
-    case DType::kInt32: each(int32_t{}); break;
-    case DType::kUInt64: each(uint64_t{}); break;
-    case DType::kInt64: each(int64_t{}); break;
-    case DType::kFloat32: each(float{}); break;
-    case DType::kFloat64: each(double{}); break;
-    case DType::kUnicode: throw Error("npz: strings are not numbers");
+    case NpyDType::kUInt8: each(uint8_t{}); break;
+    case NpyDType::kInt8: each(int8_t{}); break;
+    case NpyDType::kUInt16: each(uint16_t{}); break;
+    case NpyDType::kInt16: each(int16_t{}); break;
+    case NpyDType::kUInt32: each(uint32_t{}); break;
+    case NpyDType::kInt32: each(int32_t{}); break;
+    case NpyDType::kUInt64: each(uint64_t{}); break;
+    case NpyDType::kInt64: each(int64_t{}); break;
+    case NpyDType::kFloat32: each(float{}); break;
+    case NpyDType::kFloat64: each(double{}); break;
+    case NpyDType::kUnicode: throw Error("npz: strings are not numbers");
   }
   return out;
 }
@@ -63,7 +63,7 @@ void write_archive(const std::string& tmp, const std::string& path,
   for (const auto& [name, view] : arrays) {
     if (name.empty() || !names.insert(name).second) input_error(path, ": array name '", name, "' is empty or repeated");
     const int64_t n = checked_numel(view.shape, cat(path, ": array '", name, "'"));
-    const int64_t item_bytes = view.dtype == DType::kUnicode ? view.item_bytes : dtype_bytes(view.dtype);
+    const int64_t item_bytes = view.dtype == NpyDType::kUnicode ? view.item_bytes : dtype_bytes(view.dtype);
     headers.push_back(format_npy_header(view.dtype, view.shape, item_bytes));
     const uint64_t data_bytes = static_cast<uint64_t>(n) * static_cast<uint64_t>(item_bytes);
     entries.push_back({name + kNpySuffix, {{headers.back().data(), headers.back().size()}, {view.data, data_bytes}}});
@@ -83,20 +83,20 @@ std::vector<double> NpyArray::to_doubles() const { return convert<double>(*this)
 std::vector<float> NpyArray::to_floats() const { return convert<float>(*this); }
 
 NpyView NpyView::of(const std::vector<double>& v, std::vector<int64_t> shape) {
-  return {DType::kFloat64, std::move(shape), v.data()};
+  return {NpyDType::kFloat64, std::move(shape), v.data()};
 }
 NpyView NpyView::of(const std::vector<float>& v, std::vector<int64_t> shape) {
-  return {DType::kFloat32, std::move(shape), v.data()};
+  return {NpyDType::kFloat32, std::move(shape), v.data()};
 }
 NpyView NpyView::of(const std::vector<uint8_t>& v, std::vector<int64_t> shape) {
-  return {DType::kUInt8, std::move(shape), v.data()};
+  return {NpyDType::kUInt8, std::move(shape), v.data()};
 }
 NpyView NpyView::of(const std::vector<int64_t>& v, std::vector<int64_t> shape) {
-  return {DType::kInt64, std::move(shape), v.data()};
+  return {NpyDType::kInt64, std::move(shape), v.data()};
 }
 NpyView NpyView::of(const std::u32string& text) {
   DDPM_CHECK(!text.empty(), "an empty npy string");
-  return {DType::kUnicode, {}, text.data(), static_cast<int64_t>(4 * text.size())};
+  return {NpyDType::kUnicode, {}, text.data(), static_cast<int64_t>(4 * text.size())};
 }
 
 NpyRowReader::NpyRowReader(std::unique_ptr<ZipMemberStream> member, const std::string& where)
@@ -176,7 +176,7 @@ NpyArray NpzReader::read(const std::string& name) const {
 
 NpyArray NpzReader::read_floating(const std::string& name, size_t rank) const {
   NpyArray a = read(name);
-  if (a.dtype != DType::kFloat32 && a.dtype != DType::kFloat64) {
+  if (a.dtype != NpyDType::kFloat32 && a.dtype != NpyDType::kFloat64) {
     input_error(path(), ": array ", printable_name(name), " is '", dtype_descr(a.dtype), "', not float32 or float64");
   }
   if (a.shape.size() != rank) {
@@ -188,7 +188,7 @@ NpyArray NpzReader::read_floating(const std::string& name, size_t rank) const {
 
 std::string NpzReader::read_text(const std::string& name) const {
   const NpyArray a = read(name);
-  if (a.dtype != DType::kUnicode || !a.shape.empty()) {
+  if (a.dtype != NpyDType::kUnicode || !a.shape.empty()) {
     input_error(path(), ": array ", printable_name(name), " is '", element_descr(a.dtype, a.item_bytes), "' of shape ",
                 shape_string(a.shape), ", not a string");
   }
@@ -216,8 +216,8 @@ std::string NpzReader::read_text(const std::string& name) const {
 
 int64_t NpzReader::read_integer(const std::string& name) const {
   const NpyArray a = read(name);
-  const bool integer = a.dtype != DType::kFloat32 && a.dtype != DType::kFloat64 && a.dtype != DType::kUnicode &&
-                       a.dtype != DType::kBool && a.dtype != DType::kUInt64;
+  const bool integer = a.dtype != NpyDType::kFloat32 && a.dtype != NpyDType::kFloat64 && a.dtype != NpyDType::kUnicode &&
+                       a.dtype != NpyDType::kBool && a.dtype != NpyDType::kUInt64;
   if (!integer || !a.shape.empty()) {
     input_error(path(), ": array ", printable_name(name), " is '", element_descr(a.dtype, a.item_bytes), "' of shape ",
                 shape_string(a.shape), ", not an integer");
@@ -230,4 +230,4 @@ void write_npz(const std::string& path, const std::vector<std::pair<std::string,
   fs::write_atomically(path, [&](const std::string& tmp) { write_archive(tmp, path, arrays); }, overwrite);
 }
 
-}  // namespace ddpm::eval
+}  // namespace ddpm

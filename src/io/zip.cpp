@@ -1,4 +1,4 @@
-#include "eval/zip.h"
+#include "io/zip.h"
 
 #include <zip.h>
 
@@ -10,7 +10,7 @@
 
 #include "core/common.h"
 
-namespace ddpm::eval {
+namespace ddpm {
 namespace {
 
 // libzip's error code as a problem a user can act on; libzip's own words after it.
@@ -226,4 +226,4 @@ void write_stored_zip(const std::string& path, const std::string& name, const st
   if (zip_close(archive) != 0) fail("cannot write the archive");
 }
 
-}  // namespace ddpm::eval
+}  // namespace ddpm

@@ -1,4 +1,4 @@
-#include "train/image_out.h"
+#include "io/image_out.h"
 
 #include <png.h>
 
@@ -8,7 +8,7 @@
 
 #include "core/common.h"
 #include "core/fs.h"
-#include "eval/npz.h"
+#include "io/npz.h"
 
 namespace ddpm {
 
@@ -86,8 +86,8 @@ void write_grid_png(const std::string& path, const uint8_t* images, int n, int H
 }
 
 void write_npz(const std::string& path, const uint8_t* images, int n, int H, int W, int C) {
-  eval::write_npz(path, {{"arr_0", eval::NpyView{eval::DType::kUInt8, {n, H, W, C}, images}}},
-                  eval::Overwrite::kReplace);
+  write_npz(path, {{"arr_0", NpyView{NpyDType::kUInt8, {n, H, W, C}, images}}},
+                  Overwrite::kReplace);
 }
 
 }  // namespace ddpm

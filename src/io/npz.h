@@ -14,14 +14,14 @@
 #include <vector>
 
 #include "core/fs.h"
-#include "eval/npy.h"
-#include "eval/zip.h"
+#include "io/npy.h"
+#include "io/zip.h"
 
-namespace ddpm::eval {
+namespace ddpm {
 
 // An array read from a file: its elements in C order, little-endian.
 struct NpyArray {
-  DType dtype = DType::kFloat64;
+  NpyDType dtype = NpyDType::kFloat64;
   int64_t item_bytes = 8;
   std::vector<int64_t> shape;
   std::vector<uint8_t> bytes;
@@ -34,7 +34,7 @@ struct NpyArray {
 
 // An array in the caller's memory, to be written (nothing is copied).
 struct NpyView {
-  DType dtype;
+  NpyDType dtype;
   std::vector<int64_t> shape;
   const void* data;
   int64_t item_bytes = 0;  // kUnicode only: 4 per code unit
@@ -105,4 +105,4 @@ using fs::Overwrite;
 void write_npz(const std::string& path, const std::vector<std::pair<std::string, NpyView>>& arrays,
                Overwrite overwrite = Overwrite::kRefuse);
 
-}  // namespace ddpm::eval
+}  // namespace ddpm

@@ -1,4 +1,4 @@
-#include "train/sample_images.h"
+#include "eval/sample_images.h"
 
 #include <unistd.h>
 
@@ -12,11 +12,11 @@
 #include "core/common.h"
 #include "core/fs.h"
 #include "dist/world.h"
-#include "eval/npz.h"
-#include "train/image_out.h"
-#include "train/model_source.h"
+#include "io/npz.h"
+#include "io/image_out.h"
+#include "io/model_source.h"
 
-namespace ddpm {
+namespace ddpm::eval {
 namespace {
 
 // Rows: the first images; columns: x̂₀ predicted along the chain, then the sample.
@@ -118,10 +118,10 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
     }
     std::vector<int64_t> t;
     for (int ts : sampler.snapshot_timesteps()) t.push_back(ts);
-    eval::write_npz(fs::join(out_dir, "progressive.npz"),
-                    {{"x0_pred", eval::NpyView{eval::DType::kUInt8, {S, num, R, R, C}, snapshots.data()}},
-                     {"t", eval::NpyView{eval::DType::kInt64, {S}, t.data()}}},
-                    eval::Overwrite::kReplace);
+    write_npz(fs::join(out_dir, "progressive.npz"),
+                    {{"x0_pred", NpyView{NpyDType::kUInt8, {S, num, R, R, C}, snapshots.data()}},
+                     {"t", NpyView{NpyDType::kInt64, {S}, t.data()}}},
+                    Overwrite::kReplace);
     write_progressive_png(fs::join(out_dir, "progressive.png"), snapshots, S, num, all.data(),
                           static_cast<int>(std::min<int64_t>(num, 8)), R, C);
   }
@@ -129,4 +129,4 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
                out_dir.c_str(), job.write_pngs ? ",images/" : "", S > 0 ? ",progressive.npz,progressive.png" : "", now_seconds() - t0, num / std::max(now_seconds() - t0, 1e-9));
 }
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

@@ -1,4 +1,4 @@
-#include "eval/npy.h"
+#include "io/npy.h"
 
 #include <cstring>
 #include <tuple>
@@ -6,7 +6,7 @@
 
 #include "core/common.h"
 
-namespace ddpm::eval {
+namespace ddpm {
 namespace {
 
 constexpr char kMagic[] = "\x93NUMPY";
@@ -20,35 +20,35 @@ constexpr size_t kMaxRank = 64;
 constexpr int64_t kMaxBytes = int64_t{1} << 62;
 
 struct DTypeInfo {
-  DType dtype;
+  NpyDType dtype;
   const char* descr;
   int64_t bytes;
 };
 constexpr DTypeInfo kDTypes[] = {
-    {DType::kBool, "|b1", 1},    {DType::kUInt8, "|u1", 1},   {DType::kInt8, "|i1", 1},
-    {DType::kUInt16, "<u2", 2},  {DType::kInt16, "<i2", 2},   {DType::kUInt32, "<u4", 4},
-    {DType::kInt32, "<i4", 4},   {DType::kUInt64, "<u8", 8},  {DType::kInt64, "<i8", 8},
-    {DType::kFloat32, "<f4", 4}, {DType::kFloat64, "<f8", 8},  {DType::kUnicode, "<U", 4},
+    {NpyDType::kBool, "|b1", 1},    {NpyDType::kUInt8, "|u1", 1},   {NpyDType::kInt8, "|i1", 1},
+    {NpyDType::kUInt16, "<u2", 2},  {NpyDType::kInt16, "<i2", 2},   {NpyDType::kUInt32, "<u4", 4},
+    {NpyDType::kInt32, "<i4", 4},   {NpyDType::kUInt64, "<u8", 8},  {NpyDType::kInt64, "<i8", 8},
+    {NpyDType::kFloat32, "<f4", 4}, {NpyDType::kFloat64, "<f8", 8},  {NpyDType::kUnicode, "<U", 4},
 };
 // numpy's longest strings are far shorter; this bounds a header's claim.
 constexpr int64_t kMaxUnicodeChars = int64_t{1} << 20;
 
-const DTypeInfo& info_of(DType dtype) {
+const DTypeInfo& info_of(NpyDType dtype) {
   for (const DTypeInfo& info : kDTypes) {
     if (info.dtype == dtype) return info;
   }
-  throw Error("npy: unknown DType");
+  throw Error("npy: unknown NpyDType");
 }
 
 // The dtype and element size a descr names.
-std::pair<DType, int64_t> dtype_of_descr(const std::string& descr, const std::string& where) {
+std::pair<NpyDType, int64_t> dtype_of_descr(const std::string& descr, const std::string& where) {
   for (const DTypeInfo& info : kDTypes) {
-    if (info.dtype != DType::kUnicode && descr == info.descr) return {info.dtype, info.bytes};
+    if (info.dtype != NpyDType::kUnicode && descr == info.descr) return {info.dtype, info.bytes};
   }
   if (descr.size() > 2 && descr.compare(0, 2, "<U") == 0 &&
       descr.find_first_not_of("0123456789", 2) == std::string::npos && descr.size() <= 9) {
     const int64_t chars = std::stoll(descr.substr(2));
-    if (chars >= 1 && chars <= kMaxUnicodeChars) return {DType::kUnicode, 4 * chars};
+    if (chars >= 1 && chars <= kMaxUnicodeChars) return {NpyDType::kUnicode, 4 * chars};
   }
   if (!descr.empty() && descr[0] == '>') {
     input_error(where, ": big-endian data ('", descr, "') is not supported (save it as '<", descr.substr(1), "')");
@@ -177,11 +177,11 @@ uint64_t read_le(ZipMemberStream& member, int bytes) {
 
 }  // namespace
 
-const char* dtype_descr(DType dtype) { return info_of(dtype).descr; }
-int64_t dtype_bytes(DType dtype) { return info_of(dtype).bytes; }
+const char* dtype_descr(NpyDType dtype) { return info_of(dtype).descr; }
+int64_t dtype_bytes(NpyDType dtype) { return info_of(dtype).bytes; }
 
-std::string element_descr(DType dtype, int64_t item_bytes) {
-  return dtype == DType::kUnicode ? cat(dtype_descr(dtype), item_bytes / 4) : dtype_descr(dtype);
+std::string element_descr(NpyDType dtype, int64_t item_bytes) {
+  return dtype == NpyDType::kUnicode ? cat(dtype_descr(dtype), item_bytes / 4) : dtype_descr(dtype);
 }
 
 int64_t NpyHeader::numel() const {
@@ -243,8 +243,8 @@ NpyHeader read_npy_header(ZipMemberStream& member, const std::string& where) {
   return h;
 }
 
-std::string format_npy_header(DType dtype, const std::vector<int64_t>& shape, int64_t item_bytes) {
-  DDPM_CHECK(dtype != DType::kUnicode || (item_bytes >= 4 && item_bytes % 4 == 0), "a unicode element of ",
+std::string format_npy_header(NpyDType dtype, const std::vector<int64_t>& shape, int64_t item_bytes) {
+  DDPM_CHECK(dtype != NpyDType::kUnicode || (item_bytes >= 4 && item_bytes % 4 == 0), "a unicode element of ",
              item_bytes, " bytes");
   // Python's repr of the shape tuple: (), (3,), (2, 3).
   std::string tuple = "(";
@@ -269,4 +269,4 @@ std::string format_npy_header(DType dtype, const std::vector<int64_t>& shape, in
   throw Error("npy: header too long");
 }
 
-}  // namespace ddpm::eval
+}  // namespace ddpm

@@ -1,4 +1,4 @@
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 
 #include <zlib.h>
 

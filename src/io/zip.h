@@ -16,7 +16,7 @@
 struct zip;
 struct zip_file;
 
-namespace ddpm::eval {
+namespace ddpm {
 
 // A member name fit for a one-line message: quoted, non-printable bytes as \xNN.
 std::string printable_name(const std::string& name);
@@ -84,4 +84,4 @@ struct ZipEntry {
 // `name` is the file to name in errors (the caller may write to a temporary path).
 void write_stored_zip(const std::string& path, const std::string& name, const std::vector<ZipEntry>& entries);
 
-}  // namespace ddpm::eval
+}  // namespace ddpm

@@ -11,24 +11,24 @@
 #include <string>
 #include <vector>
 
-#include "eval/zip.h"
+#include "io/zip.h"
 
-namespace ddpm::eval {
+namespace ddpm {
 
-enum class DType {
+enum class NpyDType {
   kBool, kUInt8, kInt8, kUInt16, kInt16, kUInt32, kInt32, kUInt64, kInt64, kFloat32, kFloat64,
   kUnicode,  // '<Un': n UTF-32 code units an element, NUL-padded (statistics' provenance)
 };
 
 // numpy's descr: "|u1", "<f8", ... ("<U" for kUnicode, whose length is the element's).
-const char* dtype_descr(DType dtype);
+const char* dtype_descr(NpyDType dtype);
 // The size of an element; of one code unit for kUnicode.
-int64_t dtype_bytes(DType dtype);
+int64_t dtype_bytes(NpyDType dtype);
 // The full descr of elements of `item_bytes` bytes ("<U5" for a kUnicode of 20 bytes).
-std::string element_descr(DType dtype, int64_t item_bytes);
+std::string element_descr(NpyDType dtype, int64_t item_bytes);
 
 struct NpyHeader {
-  DType dtype = DType::kFloat64;
+  NpyDType dtype = NpyDType::kFloat64;
   int64_t item_bytes = 8;      // bytes an element: dtype_bytes(dtype), or a string's length
   std::vector<int64_t> shape;  // () for a scalar
   uint64_t header_bytes = 0;   // magic to padding: where the elements start
@@ -52,6 +52,6 @@ NpyHeader read_npy_header(ZipMemberStream& member, const std::string& where);
 // The header numpy writes for this dtype and shape: version 1.0 (2.0 when it does not
 // fit in 64 KiB), padded with spaces and a newline to a multiple of 64 bytes.
 // item_bytes: a kUnicode element's size (4 per code unit); ignored for other dtypes.
-std::string format_npy_header(DType dtype, const std::vector<int64_t>& shape, int64_t item_bytes = 0);
+std::string format_npy_header(NpyDType dtype, const std::vector<int64_t>& shape, int64_t item_bytes = 0);
 
-}  // namespace ddpm::eval
+}  // namespace ddpm

@@ -11,12 +11,14 @@
 #include <string>
 
 #include "core/sampler.h"
-#include "train/image_out.h"
+#include "io/image_out.h"
 
 namespace ddpm {
-
 class World;
 struct ModelSource;
+}  // namespace ddpm
+
+namespace ddpm::eval {
 
 struct SampleJob {
   int64_t num = 64;        // images in all
@@ -30,4 +32,4 @@ struct SampleJob {
 // Collective. InputError for a bad sampler option.
 void sample_images(World& world, const ModelSource& source, const SampleJob& job);
 
-}  // namespace ddpm
+}  // namespace ddpm::eval

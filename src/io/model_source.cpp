@@ -1,11 +1,11 @@
-#include "train/model_source.h"
+#include "io/model_source.h"
 
 #include "core/common.h"
 #include "core/fs.h"
 #include "core/h5.h"
 #include "core/unet.h"
-#include "core/weights_io.h"
-#include "train/checkpoint.h"
+#include "io/weights_io.h"
+#include "io/checkpoint.h"
 
 namespace ddpm {
 namespace {

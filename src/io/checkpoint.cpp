@@ -1,4 +1,4 @@
-#include "train/checkpoint.h"
+#include "io/checkpoint.h"
 
 #include <dirent.h>
 #include <unistd.h>
@@ -8,7 +8,7 @@
 
 #include "core/fs.h"
 #include "core/h5.h"
-#include "core/weights_io.h"
+#include "io/weights_io.h"
 
 namespace ddpm {
 namespace {
