@@ -34,6 +34,7 @@
 #include "eval/bpd.h"
 #include "eval/fid.h"
 #include "eval/interpolate.h"
+#include "eval/model_outputs.h"
 #include "eval/precision_recall.h"
 #include "eval/rate_distortion.h"
 #include "io/model_source.h"
@@ -90,29 +91,25 @@ int cmd_eps(int argc, char** argv) {
   cli.option("in", "FILE", "HDF5 input with datasets x and t");
   cli.option("out", "FILE", "HDF5 output (written atomically)");
   cli.option("batch", "B", "images per forward pass", "16");
+  cli.option("device", "cpu|cuda", "backend (cuda: the first GPU)", "cpu");
   cli.option("threads", "T", "CPU threads (0: all cores)", "0");
-  cli.option("precision", "auto|fp32|bf16",
-             "how convolutions and matrix products compute; auto: the checkpoint's device.precision (tf32: fp32)",
+  cli.option("precision", "auto|fp32|tf32|bf16",
+             "how convolutions and matrix products compute; auto: the checkpoint's device.precision (tf32 is fp32 "
+             "on the CPU)",
              "auto");
   cli.parse(argc, argv, 2);
   const std::string in_path = cli.require("in"), out_path = cli.require("out");
-  const std::string precision = cli.get("precision");
-  if (precision != "auto" && precision != "fp32" && precision != "bf16") {
-    input_error("--precision must be auto, fp32 or bf16, got '", precision, "'");
-  }
   const int64_t batch = cli.get_int("batch");
   if (batch < 1 || batch > 4096) input_error("--batch must be in [1, 4096]");
-
   const ModelSource src = load_model(cli, ConfigOverrides::kNone, "eps");
-  const ModelConfig& model = src.config.model;
-  // The backend must outlive the model: ~UNet releases its activation arena through it.
-  const Precision asked = parse_precision(precision == "auto" ? src.config.device.precision : precision);
-  auto ops = make_cpu_ops(static_cast<int>(cli.get_int("threads")),
-                          asked == Precision::kTf32 ? Precision::kFp32 : asked);
-  UNet net(model);
-  ParamBuffer weights(*ops, net.layout().size());
-  weights.load(src.weights.get());
+  DeviceConfig device;
+  device.kind = cli.get("device");
+  device.threads = static_cast<int>(cli.get_int("threads"));
+  device.precision = cli.get("precision") == "auto" ? src.config.device.precision : cli.get("precision");
+  if (device.kind == "cpu" && device.precision == "tf32") device.precision = "fp32";
+  device.validate("--device/--precision");
 
+  const ModelConfig& model = src.config.model;
   const h5::File in = h5::File::open_read(in_path);
   const h5::DatasetInfo xi = in.info("x"), ti = in.info("t");
   const int R = model.resolution, C = model.in_channels;
@@ -122,36 +119,17 @@ int cmd_eps(int argc, char** argv) {
   }
   const int64_t N = xi.shape[0];
   if (ti.shape != std::vector<int64_t>{N}) in.fail(cat("t has shape ", shape_to_string(ti.shape), ", expected [", N, "]"));
-  std::vector<float> x(static_cast<size_t>(N) * C * R * R);
-  std::vector<int64_t> t_int(static_cast<size_t>(N));
+  std::vector<float> x(static_cast<size_t>(N * model.values_per_image()));
+  std::vector<int64_t> t(static_cast<size_t>(N));
   in.read_f32("x", x.data(), static_cast<int64_t>(x.size()));
-  in.read_i64("t", t_int.data(), N);
+  in.read_i64("t", t.data(), N);
   for (int64_t i = 0; i < N; ++i) {
-    if (t_int[i] < 0 || t_int[i] > 1000000) in.fail(cat("t[", i, "] = ", t_int[i], " is out of range"));
+    if (t[i] < 0 || t[i] > 1000000) in.fail(cat("t[", i, "] = ", t[i], " is out of range"));
   }
-  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images, %s\n", src.path.c_str(), src.group.c_str(),
-               static_cast<long long>(N), precision_name(ops->precision()));
-
-  const int64_t in_img = static_cast<int64_t>(C) * R * R, out_img = static_cast<int64_t>(model.out_ch) * R * R;
-  std::vector<float> eps(static_cast<size_t>(N) * out_img);
-  // Sized for the largest pass, once; the last (smaller) one uses their front.
-  const int64_t most = std::max<int64_t>(1, std::min(batch, N));  // N may be 0
-  const Buffer x_nhwc(*ops, most * in_img), e_nhwc(*ops, most * out_img);
-  for (int64_t start = 0; start < N; start += batch) {
-    const int n = static_cast<int>(std::min(batch, N - start));
-    net.prepare(*ops, n, PlanMode::kForwardOnly);
-    std::vector<float> t(n);
-    for (int i = 0; i < n; ++i) t[i] = static_cast<float>(t_int[start + i]);
-    ops->nchw_to_nhwc(x_nhwc.get(), x.data() + start * in_img, n, C, R, R);
-    Pass ps;
-    ps.ops = ops.get();
-    ps.params = weights.get();
-    ps.version = weights.version();
-    ps.N = n;
-    net.forward(ps, e_nhwc.get(), x_nhwc.get(), t.data());
-    ops->nhwc_to_nchw(eps.data() + start * out_img, e_nhwc.get(), n, model.out_ch, R, R);
-  }
-
+  const std::unique_ptr<Ops> ops = make_backend(device, 0, device.threads);
+  std::fprintf(stderr, "ddpm_eval: %s weights '%s', %lld images, %s %s\n", src.path.c_str(), src.group.c_str(),
+               static_cast<long long>(N), ops->name(), precision_name(ops->precision()));
+  const std::vector<float> eps = eval::model_outputs(*ops, src, x, t, batch);
   fs::write_atomically(out_path, [&](const std::string& tmp) {
     h5::File out = h5::File::create(tmp);
     out.write_f32("eps", eps.data(), {N, model.out_ch, R, R});

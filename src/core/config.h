@@ -31,6 +31,9 @@ struct ModelConfig {
   double dropout = 0.1;
   bool resamp_with_conv = true;
 
+  // Values of one image the model reads: resolution² · in_channels.
+  int64_t values_per_image() const { return int64_t{resolution} * resolution * in_channels; }
+
   // Throws InputError naming the offending key.
   void validate(const std::string& source) const;
   std::string to_yaml() const;  // a `model:`-less mapping of the keys above

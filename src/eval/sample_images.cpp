@@ -65,7 +65,7 @@ void sample_images(World& world, const ModelSource& source, const SampleJob& job
 
   const ModelConfig& mc = source.config.model;
   const int R = mc.resolution, C = mc.in_channels;
-  const int64_t img = int64_t{R} * R * C;
+  const int64_t img = mc.values_per_image();
   std::vector<uint8_t> my_bytes(static_cast<size_t>(per_rank * img), 0);
   // x̂₀ snapshots of this rank's images as bytes, [S, per_rank, img] (progressive.npz).
   const int S = progressive ? sampler.num_snapshots() : 0;

@@ -93,7 +93,7 @@ void PeriodicWork::sample_grid(const TrainState& state) {
   const int W = world.size(), count = run_.config.train.sample_count;
   const int per_rank = (count + W - 1) / W;
   const ModelConfig& mc = run_.config.model;
-  const int64_t per_example = static_cast<int64_t>(mc.resolution) * mc.resolution * mc.in_channels;
+  const int64_t per_example = mc.values_per_image();
   const ParamBuffer& weights = lend_ema();
   SamplerOptions so;
   so.kind = run_.config.train.sample_sampler;

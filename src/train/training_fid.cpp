@@ -178,7 +178,7 @@ double TrainingFid::measure(const ParamBuffer& weights, UNet& sample_net, const 
   so.seed = tc.seed;
   Sampler sampler(sample_net, run_.ops, run_.diffusion, so);
   const Share share = share_of(run_.world, tc.fid_num);
-  const int64_t per_example = int64_t{mc.resolution} * mc.resolution * mc.in_channels;
+  const int64_t per_example = mc.values_per_image();
   const int chunk = std::max(1, run_.local_batch);
   std::vector<float> x(static_cast<size_t>(chunk * per_example));
   std::vector<uint8_t> pixels(static_cast<size_t>(share.count * per_example));
