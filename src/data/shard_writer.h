@@ -62,7 +62,6 @@ class DatasetWriter {
   // directory into out_dir and removes the previous dataset. Returns the manifest.
   Manifest commit();
 
-  const std::string& staging_dir() const { return staging_; }
 
  private:
   std::string out_dir_, staging_, source_;

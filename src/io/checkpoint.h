@@ -27,7 +27,10 @@ struct TrainState {
   std::string config_yaml;      // the full resolved config of the run
 };
 
-// Host buffers with the parameter layout; ema may be null (ranks other than 0).
+// The four buffers a checkpoint holds, each in the parameter layout. write_checkpoint and
+// read_checkpoint take host memory; CheckpointWriter::start takes a backend's memory
+// (ModelBuffers::checkpoint_view) and downloads it into host memory of its own. A null
+// buffer is skipped where a reader allows it (ema on ranks other than 0).
 struct TrainBuffers {
   float* params = nullptr;
   float* ema = nullptr;
