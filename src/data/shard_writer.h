@@ -62,7 +62,6 @@ class DatasetWriter {
   // directory into out_dir and removes the previous dataset. Returns the manifest.
   Manifest commit();
 
-
  private:
   std::string out_dir_, staging_, source_;
   bool labels_;
