@@ -43,6 +43,28 @@ std::vector<double> symmetric_eigenvalues(double* a, int64_t n, bool vectors) {
   return w;
 }
 
+// Rᵀ S2 R (lower triangle meaningful, column-major) for an R with R Rᵀ = S1 (above).
+std::vector<double> similar_to_product(const std::vector<double>& s1, const std::vector<double>& s2, int64_t d) {
+  const auto n = static_cast<blasint>(d);
+  std::vector<double> r = s1;
+  if (LAPACKE_dpotrf(LAPACK_COL_MAJOR, 'L', n, r.data(), n) == 0) {
+    std::vector<double> m = s2;  // S2 L, then Lᵀ (S2 L), in place (the upper half of r is not read)
+    cblas_dtrmm(CblasColMajor, CblasRight, CblasLower, CblasNoTrans, CblasNonUnit, n, n, 1.0, r.data(), n, m.data(), n);
+    cblas_dtrmm(CblasColMajor, CblasLeft, CblasLower, CblasTrans, CblasNonUnit, n, n, 1.0, r.data(), n, m.data(), n);
+    return m;
+  }
+  r = s1;
+  const std::vector<double> lambda = symmetric_eigenvalues(r.data(), d, true);  // r: V
+  for (int64_t j = 0; j < d; ++j) {
+    const double scale = std::sqrt(std::max(lambda[static_cast<size_t>(j)], 0.0));
+    for (int64_t i = 0; i < d; ++i) r[static_cast<size_t>(j * d + i)] *= scale;  // column j: R = V Λ^½
+  }
+  std::vector<double> s2r(static_cast<size_t>(d * d)), m(static_cast<size_t>(d * d));
+  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, s2.data(), n, r.data(), n, 0.0, s2r.data(), n);
+  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0, r.data(), n, s2r.data(), n, 0.0, m.data(), n);
+  return m;
+}
+
 }  // namespace
 
 FeatureStatsAccumulator::FeatureStatsAccumulator(int64_t dim)
@@ -102,22 +124,14 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
   const Eigen::Map<const Eigen::VectorXd> mu1(a.mu.data(), d), mu2(b.mu.data(), d);
   const Eigen::Map<const RowMajorDoubles> s1(a.sigma.data(), d, d), s2(b.sigma.data(), d, d);
 
-  // S1 = V Λ Vᵀ gives S1^½ = V Λ^½ Vᵀ = R Vᵀ with R = V Λ^½. Then
-  // S1^½ S2 S1^½ = V (Rᵀ S2 R) Vᵀ: the same eigenvalues as Rᵀ S2 R, one product fewer.
-  // Symmetric matrices are the same in either storage order, so LAPACK and BLAS take
-  // them column-major as they are.
-  std::vector<double> r = a.sigma;
-  const std::vector<double> lambda = symmetric_eigenvalues(r.data(), d, true);  // r: V
-  for (int64_t j = 0; j < d; ++j) {
-    const double scale = std::sqrt(std::max(lambda[static_cast<size_t>(j)], 0.0));
-    for (int64_t i = 0; i < d; ++i) r[static_cast<size_t>(j * d + i)] *= scale;  // column j
-  }
-  std::vector<double> s2r(static_cast<size_t>(d * d)), product(static_cast<size_t>(d * d));
-  const auto n = static_cast<blasint>(d);
-  cblas_dgemm(CblasColMajor, CblasNoTrans, CblasNoTrans, n, n, n, 1.0, b.sigma.data(), n, r.data(), n, 0.0,
-              s2r.data(), n);
-  cblas_dgemm(CblasColMajor, CblasTrans, CblasNoTrans, n, n, n, 1.0, r.data(), n, s2r.data(), n, 0.0,
-              product.data(), n);
+  // tr sqrt(S1^½ S2 S1^½) is the sum of the square roots of the eigenvalues of any
+  // symmetric matrix similar to S1 S2: Rᵀ S2 R for any R with R Rᵀ = S1. The Cholesky
+  // factor L is the cheapest such R (n³/3 multiply-adds, then two triangular products);
+  // where S1 is singular (fewer images than dimensions) it does not exist, and
+  // R = V Λ^½ from S1's eigendecomposition (its rounding-negative eigenvalues clamped to
+  // 0) takes its place. Symmetric matrices are the same in either storage order, so
+  // LAPACK and BLAS take them column-major as they are.
+  std::vector<double> product = similar_to_product(a.sigma, b.sigma, d);
   double trace_sqrt = 0;
   for (const double e : symmetric_eigenvalues(product.data(), d, false)) trace_sqrt += std::sqrt(std::max(e, 0.0));
   return (mu1 - mu2).squaredNorm() + s1.trace() + s2.trace() - 2.0 * trace_sqrt;

@@ -1,10 +1,11 @@
 // Feature statistics and the Fréchet distance between them (FID when the features are
 // Inception pool features; Heusel et al. 2017, as TTUR and pytorch-fid compute it):
 //   d² = |mu1 − mu2|² + tr(S1) + tr(S2) − 2 tr(sqrt(S1^½ S2 S1^½)).
-// pytorch-fid takes scipy's sqrtm of S1·S2, which has the same trace; here both square
-// roots come from symmetric eigendecompositions (LAPACK's dsyevd, OpenBLAS's products),
-// with eigenvalues that rounding made negative clamped to 0, so the result is finite when
-// N < D makes S1 or S2 singular.
+// pytorch-fid takes scipy's sqrtm of S1·S2, which has the same trace; here it is the sum
+// of the square roots of the eigenvalues of Lᵀ S2 L with L S1's Cholesky factor (LAPACK's
+// dpotrf and dsyevd, OpenBLAS's triangular products; S1's eigendecomposition where S1 is
+// singular), eigenvalues that rounding made negative clamped to 0, so the result is
+// finite when N < D makes S1 or S2 singular.
 #pragma once
 
 #include <cstdint>
