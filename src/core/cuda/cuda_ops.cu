@@ -32,7 +32,6 @@ constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
 CudaOps::CudaOps(int device, Precision precision) : device_(device), precision_(precision) {
   DDPM_CHECK_CUDA(cudaSetDevice(device_));
-  DDPM_CHECK_CUDA(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
   DDPM_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   DDPM_CHECK_CUBLAS(cublasCreate(&cublas_));
   DDPM_CHECK_CUBLAS(cublasSetStream(cublas_, stream_));

@@ -122,7 +122,6 @@ class CudaOps final : public Ops {
   Precision precision() const override { return precision_; }
   cudaStream_t stream() const { return stream_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
-  int multiprocessors() const { return sm_count_; }
   // Scratch slot `slot` of at least `bytes` bytes, valid until the next request of the
   // same slot. Growing is refused while a graph is being captured.
   void* scratch(int slot, size_t bytes);
@@ -161,7 +160,6 @@ class CudaOps final : public Ops {
 
   int device_;
   Precision precision_;
-  int sm_count_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
