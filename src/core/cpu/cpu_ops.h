@@ -108,6 +108,7 @@ class CpuOps final : public Ops {
   double sum_squares(const float* x, int64_t n) override;
   void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
                        const AdamStep& s) override;
+  DiffusionOps& diffusion() override;  // host_diffusion_ops(), diffusion.cpp
 
   ~CpuOps() override;
 

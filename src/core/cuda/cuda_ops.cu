@@ -43,6 +43,7 @@ CudaOps::CudaOps(int device, Precision precision) : device_(device), precision_(
   DDPM_CHECK_CUDNN(cudnnCreate(&cudnn_));
   DDPM_CHECK_CUDNN(cudnnSetStream(cudnn_, stream_));
   scratch_.resize(kSlotCount);
+  diffusion_ = make_cuda_diffusion_ops(*this);
 }
 
 CudaOps::~CudaOps() {
