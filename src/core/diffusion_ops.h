@@ -71,7 +71,8 @@ class DiffusionOps {
   //   x_prev = sqrt(ᾱ_prev) x̂_0 + sqrt(1 - ᾱ_prev - σ²) ε̂ + σ z,
   //   σ = η sqrt((1 - ᾱ_prev) / (1 - ᾱ_t)) sqrt(1 - ᾱ_t / ᾱ_prev),
   // with x̂_0 clipped and ε̂ re-derived from the clipped x̂_0 (as guided-diffusion). No
-  // noise on the last step (t_prev = -1); noise may be null when eta = 0.
+  // noise on the step to x_0 (t_prev = -1); noise may be null where no step adds any
+  // (eta = 0, or every t_prev = -1).
   virtual void ddim_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart, const float* model_out,
                            const float* x_t, const float* noise, const int* t, const int* t_prev, int N,
                            int64_t per_example, double eta) = 0;

@@ -57,4 +57,17 @@ DdimCoefs ddim_coefs(const DiffusionTable& tb, int t, int t_prev, double eta) {
   return c;
 }
 
+std::vector<DdimCoefs> ddim_step_coefs(const DiffusionTable& tb, const int* t, const int* t_prev, int N, double eta,
+                                       bool has_noise) {
+  check_timesteps(tb, t, N);
+  DDPM_CHECK(eta >= 0.0 && eta <= 1.0, "DDIM eta ", eta, " outside [0, 1]");
+  std::vector<DdimCoefs> c(N);
+  for (int n = 0; n < N; ++n) {
+    c[n] = ddim_coefs(tb, t[n], t_prev[n], eta);
+    DDPM_CHECK(has_noise || c[n].sigma == 0.0, "the DDIM step from ", t[n], " to ", t_prev[n], " with eta ", eta,
+               " needs noise");
+  }
+  return c;
+}
+
 }  // namespace ddpm

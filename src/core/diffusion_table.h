@@ -10,6 +10,7 @@
 #pragma once
 
 #include <type_traits>
+#include <vector>
 
 #include "core/diffusion_math.h"
 
@@ -59,5 +60,9 @@ ReverseCoefs reverse_coefs(const DiffusionTable& tb, int t);
 PSampleCoefs p_sample_coefs(const DiffusionTable& tb, int t);
 // From t to t_prev (-1: to x_0) with η = eta; checks -1 <= t_prev < t.
 DdimCoefs ddim_coefs(const DiffusionTable& tb, int t, int t_prev, double eta);
+// Every example's DDIM step, t[n] to t_prev[n], checking t and η in [0, 1], and that
+// noise is given (has_noise) wherever a step adds some: not on a step to x_0, whatever η.
+std::vector<DdimCoefs> ddim_step_coefs(const DiffusionTable& tb, const int* t, const int* t_prev, int N, double eta,
+                                       bool has_noise);
 
 }  // namespace ddpm

@@ -371,6 +371,26 @@ BOOST_AUTO_TEST_CASE(ddim_steps_match_numpy) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(ddim_needs_noise_only_where_a_step_adds_some) {
+  // The step to x_0 adds no noise whatever η (the sampler's last step passes none); a
+  // step to t_prev >= 0 with η > 0 refuses to run without it.
+  const int N = 2;
+  const int64_t D = 5;
+  const std::vector<float> x_t{0.1f, -0.4f, 0.9f, 0.3f, -1.2f, 0.7f, 0.0f, 2.0f, -0.5f, 0.25f};
+  const std::vector<float> out{0.3f, 0.2f, -0.1f, 0.6f, -0.9f, 0.4f, 1.1f, -0.2f, 0.05f, -0.7f};
+  const std::vector<int> t{3, 40}, to_x0{-1, -1}, to_earlier{2, 20};
+  const Diffusion d(make_config("linear", 1000, "eps", "fixedlarge"));
+  std::vector<float> deterministic(N * D), noisy_eta(N * D);
+  kernels().ddim_sample(d.table(), deterministic.data(), nullptr, out.data(), x_t.data(), nullptr, t.data(),
+                        to_x0.data(), N, D, 0.0);
+  kernels().ddim_sample(d.table(), noisy_eta.data(), nullptr, out.data(), x_t.data(), nullptr, t.data(),
+                        to_x0.data(), N, D, 0.5);
+  BOOST_TEST(noisy_eta == deterministic, boost::test_tools::per_element());
+  BOOST_CHECK_THROW(kernels().ddim_sample(d.table(), noisy_eta.data(), nullptr, out.data(), x_t.data(), nullptr,
+                                          t.data(), to_earlier.data(), N, D, 0.5),
+                    Error);
+}
+
 BOOST_AUTO_TEST_CASE(ddim_with_eta_one_on_every_step_is_ancestral_sampling) {
   // σ_DDIM(η = 1, t -> t-1) = sqrt(β̃_t) and its mean is μ̃_t(x̂_0, x_t) (Song et al. 2021,
   // sec. 4.1): the same step as Algorithm 2 with σ² = β̃ (fixedsmall), clipping included.

@@ -247,11 +247,7 @@ void CpuDiffusionOps::p_sample(const DiffusionTable& tb, float* x_prev, float* p
 void CpuDiffusionOps::ddim_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart,
                                   const float* model_out, const float* x_t, const float* noise, const int* t,
                                   const int* t_prev, int N, int64_t per_example, double eta) {
-  check_timesteps(tb, t, N);
-  DDPM_CHECK(eta >= 0.0 && eta <= 1.0, "DDIM eta ", eta, " outside [0, 1]");
-  DDPM_CHECK(eta == 0.0 || noise != nullptr, "DDIM with eta > 0 needs noise");
-  std::vector<DdimCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = ddim_coefs(tb, t[n], t_prev[n], eta);
+  const std::vector<DdimCoefs> c = ddim_step_coefs(tb, t, t_prev, N, eta, noise != nullptr);
   for_each_element(N, per_example, [&](int n, int64_t i) {
     double xstart;
     const double z = noise ? static_cast<double>(noise[i]) : 0.0;

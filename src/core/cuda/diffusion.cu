@@ -238,12 +238,8 @@ void CudaDiffusionOps::p_sample(const DiffusionTable& tb, float* x_prev, float* 
 void CudaDiffusionOps::ddim_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart,
                                    const float* model_out, const float* x_t, const float* noise, const int* t,
                                    const int* t_prev, int N, int64_t per_example, double eta) {
-  check_timesteps(tb, t, N);
-  DDPM_CHECK(eta >= 0.0 && eta <= 1.0, "DDIM eta ", eta, " outside [0, 1]");
-  DDPM_CHECK(eta == 0.0 || noise != nullptr, "DDIM with eta > 0 needs noise");
-  std::vector<DdimCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = ddim_coefs(tb, t[n], t_prev[n], eta);
-  // With eta = 0 the noise may be null: it is never read (sigma 0).
+  const std::vector<DdimCoefs> c = ddim_step_coefs(tb, t, t_prev, N, eta, noise != nullptr);
+  // Where sigma is 0 the noise may be null: it is never read.
   const int64_t total = N * per_example;
   ddim_kernel<<<grid_for(total), kThreads, 0, ops_.stream()>>>(x_prev, pred_xstart, model_out, x_t, noise,
                                                                upload_coefs(ops_, c), per_example, total);
