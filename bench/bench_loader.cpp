@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "core/common.h"
+#include "core/diffusion_ops.h"
 #include "core/ops.h"
 #include "core/rng.h"
 #include "data/checksum.h"
@@ -76,7 +77,9 @@ Result measure(const std::string& dir, const Case& c, double seconds) {
     double elapsed = 0;
     while (elapsed < seconds) {
       const data::Batch b = loader.next();
-      if (with_conversion) cpu->images_to_model(input.data(), b.pixels.data(), static_cast<int64_t>(b.pixels.size()));
+      if (with_conversion) {
+        cpu->diffusion().images_to_model(input.data(), b.pixels.data(), static_cast<int64_t>(b.pixels.size()));
+      }
       images += b.n;
       elapsed = std::chrono::duration<double>(Clock::now() - start).count();
     }

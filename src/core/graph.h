@@ -119,7 +119,6 @@ class Graph {
   // gradients unless kForwardOnly). Cheap when nothing changed.
   void prepare(Ops& ops, int N, PlanMode mode = PlanMode::kTraining);
   int batch() const { return N_; }
-  bool planned_backward() const { return N_ > 0 && with_backward(mode_); }
   // Floats of backend memory the plan holds (activations, temporaries, gradients).
   int64_t arena_floats() const { return arena_.floats(); }
   void release();  // gives the plan's memory back; prepare() plans again

@@ -1,6 +1,8 @@
-// The backend interface: every computation the model, the diffusion process and the
-// optimizer run goes through Ops, implemented by the CPU (src/core/cpu, oneDNN and
-// plain C++) and CUDA (src/core/cuda) backends. Pointers are backend memory.
+// The backend interface: every computation the networks (the U-Net, the evaluation's
+// Inception) and the optimizer run goes through Ops, implemented by the CPU
+// (src/core/cpu, oneDNN and plain C++) and CUDA (src/core/cuda) backends. The diffusion
+// process's kernels are an interface of their own (core/diffusion_ops.h) that each
+// backend hands out through diffusion(). Pointers are backend memory.
 //
 // Activations are NHWC ([N, H, W, C], channels fastest): a 1x1 convolution is then a
 // plain matrix product, GroupNorm reads contiguous groups, and both oneDNN and cuDNN
@@ -16,11 +18,10 @@
 #include <memory>
 
 #include "core/precision.h"
-#include "core/rng.h"
 
 namespace ddpm {
 
-class Diffusion;
+class DiffusionOps;  // core/diffusion_ops.h
 
 // A 2-D convolution of NHWC tensors, weights OIHW [O, C, KH, KW], bias [O].
 struct ConvSpec {
@@ -212,29 +213,11 @@ class Ops {
   virtual void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
                                const AdamStep& s) = 0;
 
-  // --- the diffusion process on backend memory ------------------------------------
-  // The same functions as core/diffusion.h with x, noise and model outputs in backend
-  // memory; t, losses and the other per-example values stay on the host. The defaults
-  // (ops.cpp) run the host code, through host copies when the memory is not host
-  // memory; a GPU backend overrides them with kernels.
-  //
-  // out [N, per_example]: N(0, I) draws of stream (seed, purpose, sub_id, step), example
-  // n using stream index first_index + n (core/rng.h: the same numbers on every backend).
-  virtual void fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose, uint32_t sub_id,
-                           uint32_t step, uint32_t first_index);
-  // out [n] = pixels[n] / 127.5 - 1 (uint8 images to the model's [-1, 1] range)
-  virtual void images_to_model(float* out, const uint8_t* pixels_host, int64_t n);
-  virtual void q_sample(const Diffusion& d, float* x_t, const float* x0, const float* noise, const int* t, int N,
-                        int64_t per_example);
-  // losses [N] (host) and grad [N, per_example] (backend) as Diffusion::training_losses
-  virtual void training_losses(const Diffusion& d, double* losses, float* grad, const float* model_out,
-                               const float* x0, const float* x_t, const float* noise, const int* t, int N,
-                               int64_t per_example, double grad_weight);
-  virtual void p_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
-                        const float* x_t, const float* noise, const int* t, int N, int64_t per_example);
-  virtual void ddim_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
-                           const float* x_t, const float* noise, const int* t, const int* t_prev, int N,
-                           int64_t per_example, double eta);
+  // --- the diffusion kernels ----------------------------------------------------------
+  // The backend's implementation of core/diffusion_ops.h (noise, q_sample, the losses,
+  // the sampling steps), owned by the backend: an interface of its own, so that the
+  // network's ops above know nothing of the diffusion process.
+  virtual DiffusionOps& diffusion() = 0;
 
   // --- replaying a fixed piece of work (CUDA graphs) --------------------------------
   // Runs `work`, a sequence of Ops calls, so that a backend may record it once and
@@ -246,8 +229,8 @@ class Ops {
   //    versions; values that change between calls (t, x_t) are uploaded into the same
   //    device buffers before the call, outside `work`;
   //  - `work` makes no host transfers and no host decisions on device data: no upload,
-  //    download, synchronize, sum_squares, images_to_model, q_sample, training_losses,
-  //    p_sample or ddim_sample inside it (they move per-example values from the host);
+  //    download, synchronize, sum_squares, and no diffusion() kernel inside it (they
+  //    move per-example values between the host and the device);
   //  - the layers it uses were built (UNet::prepare) before the first call and stay.
   // After a replay, the results are in the same buffers as after work() itself, ordered
   // before any later Ops call. Changing any of the above needs a new key or drop_graphs().

@@ -3,6 +3,8 @@
 #include <algorithm>
 
 #include "core/common.h"
+#include "core/diffusion_ops.h"
+#include "core/rng.h"
 
 namespace ddpm {
 
@@ -62,7 +64,8 @@ void Sampler::sample(const ParamBuffer& weights, int64_t first_index, int n, flo
   DDPM_CHECK(n > 0 && first_index >= 0 && first_index + n <= (int64_t{1} << 32), "sample range");
   begin(weights, n);
   const uint32_t first = static_cast<uint32_t>(first_index);
-  ops_.fill_normal(x_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0, first);
+  ops_.diffusion().fill_normal(x_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleInitialNoise, 0,
+                               first);
   if (progressive_host) progressive_host->assign(static_cast<size_t>(num_snapshots()) * n * per_example_, 0.0f);
   run_steps(weights, 0, n, StepNoise{first, false}, progressive_host, progress);
   ops_.download(out_host, x_.get(), n * per_example_);
@@ -91,6 +94,8 @@ void Sampler::run_steps(const ParamBuffer& weights, int k_begin, int n, StepNois
   Pass ps;
   ps.ops = &ops_, ps.params = weights.get(), ps.version = weights.version(), ps.N = n;
   const int steps = static_cast<int>(timesteps_.size());
+  DiffusionOps& kernels = ops_.diffusion();
+  const DiffusionTable& table = diffusion_.table();
   std::vector<int> t(n), t_prev(n);
   std::vector<float> t_float(n);
   for (int k = k_begin; k < steps; ++k) {
@@ -101,19 +106,19 @@ void Sampler::run_steps(const ParamBuffer& weights, int k_begin, int n, StepNois
     ops_.run_graph(0, [&] { net_.forward(ps, eps_.get(), x_.get(), t_dev_.get()); });
     const bool noisy = kind_ == Kind::kAncestral ? tk > 0 : (options_.eta > 0 && k + 1 < steps);
     if (noisy && step_noise.shared) {  // one stream, copied to every item
-      ops_.fill_normal(noise_.get(), 1, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
-                       static_cast<uint32_t>(tk), step_noise.index);
+      kernels.fill_normal(noise_.get(), 1, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
+                          static_cast<uint32_t>(tk), step_noise.index);
       for (int i = 1; i < n; ++i) ops_.copy(noise_.get() + i * per_example_, noise_.get(), per_example_);
     } else if (noisy) {
-      ops_.fill_normal(noise_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
-                       static_cast<uint32_t>(tk), step_noise.index);
+      kernels.fill_normal(noise_.get(), n, per_example_, options_.seed, Purpose::kSample, kSampleStepNoise,
+                          static_cast<uint32_t>(tk), step_noise.index);
     }
     if (kind_ == Kind::kAncestral) {
-      ops_.p_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noise_.get(), t.data(), n, per_example_);
+      kernels.p_sample(table, x_.get(), xstart_.get(), eps_.get(), x_.get(), noise_.get(), t.data(), n, per_example_);
     } else {
       std::fill(t_prev.begin(), t_prev.end(), k + 1 < steps ? timesteps_[k + 1] : -1);
-      ops_.ddim_sample(diffusion_, x_.get(), xstart_.get(), eps_.get(), x_.get(), noisy ? noise_.get() : nullptr,
-                       t.data(), t_prev.data(), n, per_example_, options_.eta);
+      kernels.ddim_sample(table, x_.get(), xstart_.get(), eps_.get(), x_.get(), noisy ? noise_.get() : nullptr,
+                          t.data(), t_prev.data(), n, per_example_, options_.eta);
     }
     const int from_end = steps - 1 - k;
     if (progressive_host && from_end % options_.progressive_every == 0) {

@@ -11,6 +11,8 @@
 #include "core/clock.h"
 #include "core/common.h"
 #include "core/diffusion.h"
+#include "core/diffusion_ops.h"
+#include "core/rng.h"
 #include "core/fs.h"
 #include "core/h5.h"
 #include "core/unet.h"
@@ -128,7 +130,7 @@ BpdSummary evaluate_bpd(World& world, const ModelSource& source, const BpdJob& j
       const int n = static_cast<int>(std::min<int64_t>(job.batch, mine - done));
       const int64_t base = first + done;  // global index of the batch's first image
       for (int i = 0; i < n; ++i) dataset.read(base + i, pixels.data() + i * img);
-      ops->images_to_model(x_dev.get(), pixels.data(), n * img);
+      ops->diffusion().images_to_model(x_dev.get(), pixels.data(), n * img);
       ops->download(x0.data(), x_dev.get(), n * img);
       net.prepare(*ops, n, PlanMode::kForwardOnly);
       auto model = [&](float* out, const float* x_t, const int* t, int N) {

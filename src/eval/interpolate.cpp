@@ -7,7 +7,9 @@
 #include "core/buffer.h"
 #include "core/common.h"
 #include "core/diffusion.h"
+#include "core/diffusion_ops.h"
 #include "core/fs.h"
+#include "core/rng.h"
 #include "core/sampler.h"
 #include "core/unet.h"
 #include "data/shard_reader.h"
@@ -70,13 +72,13 @@ void interpolate(const ModelSource& source, const InterpolationJob& job) {
     const auto [i, j] = job.pairs[p];
     dataset.read(i, pixels.data());
     dataset.read(j, pixels.data() + img);
-    ops->images_to_model(staging.get(), pixels.data(), 2 * img);  // the training normalisation
+    ops->diffusion().images_to_model(staging.get(), pixels.data(), 2 * img);  // the training normalisation
     ops->download(x0.data(), staging.get(), 2 * img);
     for (int side = 0; side < 2; ++side) {
       normal_fill(noise.data() + side * img, img, job.seed, Purpose::kSample, kSampleEncodeNoise,
                   static_cast<uint32_t>(job.t), static_cast<uint32_t>(2 * p + side));
     }
-    diffusion.q_sample(x_t.data(), x0.data(), noise.data(), t2.data(), 2, img);
+    host_diffusion_ops().q_sample(diffusion.table(), x_t.data(), x0.data(), noise.data(), t2.data(), 2, img);
     for (int k = 0; k < L; ++k) {
       const float lambda = static_cast<float>(k) / static_cast<float>(L - 1);
       for (int64_t e = 0; e < img; ++e) mixes[k * img + e] = (1.0f - lambda) * x_t[e] + lambda * x_t[img + e];

@@ -6,6 +6,7 @@
 
 #include "core/config.h"
 #include "core/diffusion.h"
+#include "core/diffusion_ops.h"
 #include "core/optim.h"
 #include "core/rng.h"
 #include "core/unet.h"
@@ -64,14 +65,16 @@ StepResult TrainStep::run(TrainState& state) {
   const auto first = static_cast<uint32_t>(batch.first_global_example);
 
   enter(phase::kForward);
-  ops.images_to_model(x0_.get(), batch.pixels.data(), N * per_example_);
+  DiffusionOps& kernels = ops.diffusion();
+  const DiffusionTable& table = run_.diffusion.table();
+  kernels.images_to_model(x0_.get(), batch.pixels.data(), N * per_example_);
   for (int i = 0; i < N; ++i) {
     t_[i] = draw_timestep(tc.seed, iteration32, first + i, T);
     t_float_[i] = static_cast<float>(t_[i]);
   }
   ops.upload(t_dev_.get(), t_float_.data(), N);
-  ops.fill_normal(noise_.get(), N, per_example_, tc.seed, Purpose::kNoise, 0, iteration32, first);
-  ops.q_sample(run_.diffusion, x_t_.get(), x0_.get(), noise_.get(), t_.data(), N, per_example_);
+  kernels.fill_normal(noise_.get(), N, per_example_, tc.seed, Purpose::kNoise, 0, iteration32, first);
+  kernels.q_sample(table, x_t_.get(), x0_.get(), noise_.get(), t_.data(), N, per_example_);
   Pass ps;
   ps.ops = &ops, ps.params = buffers.params.get(), ps.grads = buffers.grads.get(), ps.N = N;
   ps.training = true;
@@ -80,8 +83,8 @@ StepResult TrainStep::run(TrainState& state) {
   run_.net.forward(ps, out_.get(), x_t_.get(), t_dev_.get());
   // grad_weight 1/B: summing the ranks' gradients gives that of the global mean loss, so
   // the averaging is this scale, not a pass of its own.
-  ops.training_losses(run_.diffusion, losses_.data(), dout_.get(), out_.get(), x0_.get(), x_t_.get(), noise_.get(),
-                       t_.data(), N, per_example_, 1.0 / B);
+  kernels.training_losses(table, losses_.data(), dout_.get(), out_.get(), x0_.get(), x_t_.get(), noise_.get(),
+                          t_.data(), N, per_example_, 1.0 / B);
   if (hook_) hook_->on_losses(iteration, losses_.data(), N);
 
   enter(phase::kBackward);

@@ -19,8 +19,10 @@
 #include "core/common.h"
 #include "core/config.h"
 #include "core/diffusion.h"
+#include "core/diffusion_ops.h"
 #include "core/optim.h"
 #include "core/params.h"
+#include "core/rng.h"
 #include "core/sampler.h"
 #include "core/unet.h"
 
@@ -51,7 +53,8 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
   const Buffer eps_buf(ops, N * per_example), d_eps_buf(ops, N * per_example), t_buf(ops, N);
   float *x0 = x0_buf.get(), *noise = noise_buf.get(), *x_t = x_t_buf.get(), *eps = eps_buf.get();
   float *d_eps = d_eps_buf.get(), *t_dev = t_buf.get();
-  ops.fill_normal(x0, N, per_example, 1, Purpose::kTest, 0, 0, 0);
+  DiffusionOps& kernels = ops.diffusion();
+  kernels.fill_normal(x0, N, per_example, 1, Purpose::kTest, 0, 0, 0);
   model.net.prepare(ops, N);
   Pass ps;
   ps.ops = &ops, ps.params = model.params.get(), ps.grads = model.grads.get(), ps.N = N, ps.training = true;
@@ -65,13 +68,14 @@ void time_training(const Config& cfg, Ops& ops, int N, int steps, int warmup) {
     const double t0 = now_seconds();
     for (int n = 0; n < N; ++n) t[n] = (n * 997 + it * 131) % diffusion.num_timesteps(), t_float[n] = float(t[n]);
     ops.upload(t_dev, t_float.data(), N);
-    ops.fill_normal(noise, N, per_example, cfg.train.seed, Purpose::kNoise, 0, static_cast<uint32_t>(it), 0);
-    ops.q_sample(diffusion, x_t, x0, noise, t.data(), N, per_example);
+    kernels.fill_normal(noise, N, per_example, cfg.train.seed, Purpose::kNoise, 0, static_cast<uint32_t>(it), 0);
+    kernels.q_sample(diffusion.table(), x_t, x0, noise, t.data(), N, per_example);
     ps.dropout = DropoutKey{cfg.train.seed, 0, static_cast<uint32_t>(it), 0};
     ps.version = model.params.version();
     ops.zero(model.grads.get(), model.P);
     model.net.forward(ps, eps, x_t, t_dev);
-    ops.training_losses(diffusion, losses.data(), d_eps, eps, x0, x_t, noise, t.data(), N, per_example, 1.0 / N);
+    kernels.training_losses(diffusion.table(), losses.data(), d_eps, eps, x0, x_t, noise, t.data(), N, per_example,
+                            1.0 / N);
     model.net.backward(ps, d_eps);
     // As the trainer updates: the norm, then the update, which moves the weights' version on.
     opt.apply(ops, model.params, model.grads, model.m, model.v, &model.ema,
@@ -109,7 +113,8 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
     float *x = x_buf.get(), *eps = eps_buf.get(), *noise = noise_buf.get(), *t_dev = t_buf.get();
     Pass ps;
     ps.ops = &ops, ps.params = model.ema.get(), ps.version = model.ema.version(), ps.N = N;
-    ops.fill_normal(x, N, per_example, 1, Purpose::kSample, 1, 0, 0);
+    DiffusionOps& kernels = ops.diffusion();
+    kernels.fill_normal(x, N, per_example, 1, Purpose::kSample, 1, 0, 0);
     std::vector<int> t(N);
     std::vector<float> t_float(N);
     const int first = std::min(T_steps, diffusion.num_timesteps()) - 1;
@@ -118,8 +123,8 @@ void time_sampling(const Config& cfg, Ops& ops, int N, int T_steps, bool through
       std::fill(t_float.begin(), t_float.end(), static_cast<float>(step));
       ops.upload(t_dev, t_float.data(), N);
       ops.run_graph(0, [&] { model.net.forward(ps, eps, x, t_dev); });
-      ops.fill_normal(noise, N, per_example, 1, Purpose::kSample, 0, static_cast<uint32_t>(step), 0);
-      ops.p_sample(diffusion, x, nullptr, eps, x, noise, t.data(), N, per_example);
+      kernels.fill_normal(noise, N, per_example, 1, Purpose::kSample, 0, static_cast<uint32_t>(step), 0);
+      kernels.p_sample(diffusion.table(), x, nullptr, eps, x, noise, t.data(), N, per_example);
     }
     ops.download(out.data(), x, N * per_example);
     ops.drop_graphs();

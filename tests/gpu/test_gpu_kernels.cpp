@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "core/diffusion.h"
+#include "core/diffusion_ops.h"
 #include "gpu_test.h"
 
 using namespace ddpm;
@@ -166,7 +167,7 @@ BOOST_AUTO_TEST_CASE(fill_normal_draws_the_host_numbers) {
   const int N = 6;
   const int64_t per_example = 3 * 32 * 32 + 2;
   Buffer out(g, N * per_example);
-  g.fill_normal(out.get(), N, per_example, 0xDEADBEEFull, Purpose::kNoise, 5, 777, 1000);
+  g.diffusion().fill_normal(out.get(), N, per_example, 0xDEADBEEFull, Purpose::kNoise, 5, 777, 1000);
   std::vector<float> want(static_cast<size_t>(N * per_example));
   for (int n = 0; n < N; ++n) {
     normal_fill(want.data() + n * per_example, per_example, 0xDEADBEEFull, Purpose::kNoise, 5, 777, 1000 + n);
@@ -204,6 +205,7 @@ void expect_close(const std::vector<float>& got, const std::vector<float>& want,
 
 BOOST_AUTO_TEST_CASE(diffusion_methods_match_the_host_process) {
   Ops& g = gpu();
+  DiffusionOps &on_gpu = g.diffusion(), &on_cpu = cpu().diffusion();
   const int N = 8;
   const int64_t D = 3 * 32 * 32;
   const std::vector<int> t{0, 1, 2, 10, 500, 998, 999, 250};
@@ -211,31 +213,34 @@ BOOST_AUTO_TEST_CASE(diffusion_methods_match_the_host_process) {
   for (const char* mean : {"eps", "xstart", "xprev"}) {
     for (const char* var : {"fixedlarge", "fixedsmall"}) {
       const Diffusion d(diffusion_config(mean, var, "mse"));
+      const DiffusionTable& tb = d.table();
       Pair x0(g, random(N * D, 50)), noise(g, random(N * D, 51)), out(g, random(N * D, 52, 1.5f));
       Pair xt(g, N * D), prev(g, N * D), pred(g, N * D), grad(g, N * D);
-      cpu().q_sample(d, xt.cpu.get(), x0.cpu.get(), noise.cpu.get(), t.data(), N, D);
-      g.q_sample(d, xt.gpu.get(), x0.gpu.get(), noise.gpu.get(), t.data(), N, D);
+      on_cpu.q_sample(tb, xt.cpu.get(), x0.cpu.get(), noise.cpu.get(), t.data(), N, D);
+      on_gpu.q_sample(tb, xt.gpu.get(), x0.gpu.get(), noise.gpu.get(), t.data(), N, D);
       expect_close(xt.gpu.host(), xt.cpu.host(), "q_sample");
 
-      cpu().p_sample(d, prev.cpu.get(), pred.cpu.get(), out.cpu.get(), xt.cpu.get(), noise.cpu.get(), t.data(), N, D);
-      g.p_sample(d, prev.gpu.get(), pred.gpu.get(), out.gpu.get(), xt.gpu.get(), noise.gpu.get(), t.data(), N, D);
+      on_cpu.p_sample(tb, prev.cpu.get(), pred.cpu.get(), out.cpu.get(), xt.cpu.get(), noise.cpu.get(), t.data(), N,
+                      D);
+      on_gpu.p_sample(tb, prev.gpu.get(), pred.gpu.get(), out.gpu.get(), xt.gpu.get(), noise.gpu.get(), t.data(), N,
+                      D);
       expect_close(prev.gpu.host(), prev.cpu.host(), "p_sample x_prev");
       expect_close(pred.gpu.host(), pred.cpu.host(), "p_sample pred_xstart");
 
       for (double eta : {0.0, 1.0}) {
-        cpu().ddim_sample(d, prev.cpu.get(), pred.cpu.get(), out.cpu.get(), xt.cpu.get(), noise.cpu.get(), t.data(),
-                          t_prev.data(), N, D, eta);
-        g.ddim_sample(d, prev.gpu.get(), pred.gpu.get(), out.gpu.get(), xt.gpu.get(), noise.gpu.get(), t.data(),
-                      t_prev.data(), N, D, eta);
+        on_cpu.ddim_sample(tb, prev.cpu.get(), pred.cpu.get(), out.cpu.get(), xt.cpu.get(), noise.cpu.get(),
+                           t.data(), t_prev.data(), N, D, eta);
+        on_gpu.ddim_sample(tb, prev.gpu.get(), pred.gpu.get(), out.gpu.get(), xt.gpu.get(), noise.gpu.get(),
+                           t.data(), t_prev.data(), N, D, eta);
         expect_close(prev.gpu.host(), prev.cpu.host(), "ddim x_prev");
         expect_close(pred.gpu.host(), pred.cpu.host(), "ddim pred_xstart");
       }
 
       std::vector<double> loss_c(N), loss_g(N);
-      cpu().training_losses(d, loss_c.data(), grad.cpu.get(), out.cpu.get(), x0.cpu.get(), xt.cpu.get(),
-                            noise.cpu.get(), t.data(), N, D, 1.0 / N);
-      g.training_losses(d, loss_g.data(), grad.gpu.get(), out.gpu.get(), x0.gpu.get(), xt.gpu.get(), noise.gpu.get(),
-                        t.data(), N, D, 1.0 / N);
+      on_cpu.training_losses(tb, loss_c.data(), grad.cpu.get(), out.cpu.get(), x0.cpu.get(), xt.cpu.get(),
+                             noise.cpu.get(), t.data(), N, D, 1.0 / N);
+      on_gpu.training_losses(tb, loss_g.data(), grad.gpu.get(), out.gpu.get(), x0.gpu.get(), xt.gpu.get(),
+                             noise.gpu.get(), t.data(), N, D, 1.0 / N);
       for (int n = 0; n < N; ++n) BOOST_TEST(std::fabs(loss_g[n] - loss_c[n]) <= 1e-12 * loss_c[n]);
       expect_close(grad.gpu.host(), grad.cpu.host(), "mse gradient");
     }
@@ -244,10 +249,10 @@ BOOST_AUTO_TEST_CASE(diffusion_methods_match_the_host_process) {
   const Diffusion kl(diffusion_config("eps", "fixedsmall", "kl"));
   Pair x0(g, random(N * D, 60)), xt(g, random(N * D, 61)), out(g, random(N * D, 62)), grad(g, N * D);
   std::vector<double> loss_c(N), loss_g(N);
-  cpu().training_losses(kl, loss_c.data(), grad.cpu.get(), out.cpu.get(), x0.cpu.get(), xt.cpu.get(), nullptr,
-                        t.data(), N, D, 0.5);
-  g.training_losses(kl, loss_g.data(), grad.gpu.get(), out.gpu.get(), x0.gpu.get(), xt.gpu.get(), nullptr, t.data(),
-                    N, D, 0.5);
+  on_cpu.training_losses(kl.table(), loss_c.data(), grad.cpu.get(), out.cpu.get(), x0.cpu.get(), xt.cpu.get(),
+                         nullptr, t.data(), N, D, 0.5);
+  on_gpu.training_losses(kl.table(), loss_g.data(), grad.gpu.get(), out.gpu.get(), x0.gpu.get(), xt.gpu.get(),
+                         nullptr, t.data(), N, D, 0.5);
   BOOST_TEST(loss_g == loss_c);
   BOOST_TEST(grad.gpu.host() == grad.cpu.host());
 }
@@ -258,8 +263,8 @@ BOOST_AUTO_TEST_CASE(images_to_model_is_exact) {
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>((i * 37) % 256);
   const int64_t n = static_cast<int64_t>(pixels.size());
   Pair out(g, n);
-  cpu().images_to_model(out.cpu.get(), pixels.data(), n);
-  g.images_to_model(out.gpu.get(), pixels.data(), n);
+  cpu().diffusion().images_to_model(out.cpu.get(), pixels.data(), n);
+  g.diffusion().images_to_model(out.gpu.get(), pixels.data(), n);
   BOOST_TEST(out.gpu.host() == out.cpu.host());
 }
 

@@ -1,5 +1,6 @@
 // One registry of (op, shape) cases that every backend is checked against, in the
-// spirit of ggml's test-backend-ops: each case names the Ops methods it runs, holds its
+// spirit of ggml's test-backend-ops: each case names the backend methods it runs (of
+// Ops, core/ops.h, and of the diffusion kernels, core/diffusion_ops.h), holds its
 // inputs, runs forward (and backward, for differentiable ops) on any backend, and says
 // how the CPU result is checked (a plain reference in reference_ops.h, or the test that
 // checks it elsewhere). Three suites walk it:
@@ -56,7 +57,7 @@ using RunFn = std::function<void(Ops&, BackendTensors&)>;
 using ReferenceFn = std::function<std::map<std::string, std::vector<double>>(const HostTensors&)>;
 
 struct OpCase {
-  std::vector<std::string> methods;  // the Ops methods it runs (make_conv2d: Conv2d's)
+  std::vector<std::string> methods;  // the backend methods it runs (make_conv2d: Conv2d's)
   std::string shape;                 // what it is in the model, with its sizes
   HostTensors tensors;               // every tensor it reads or writes, initial values
   RunFn forward;                     // writes `outputs`
@@ -80,9 +81,15 @@ struct OpCase {
 
 const std::vector<OpCase>& op_cases();
 
-// The Ops methods core/ops.h declares (read from the header, so that a method added
-// there without a case here fails the coverage test).
-std::vector<std::string> declared_ops_methods();
+// A method a backend interface declares: Ops (core/ops.h) or DiffusionOps
+// (core/diffusion_ops.h). Cases name methods without their interface, so the names are
+// unique across both (the coverage test checks it).
+struct DeclaredMethod {
+  std::string interface, name;
+};
+// Read from the headers, so that a method added there without a case here fails the
+// coverage test.
+std::vector<DeclaredMethod> declared_backend_methods();
 // Methods every case runs through BackendTensors, and those that compute nothing.
 const std::vector<std::string>& methods_every_case_runs();
 const std::vector<std::string>& methods_without_computation();

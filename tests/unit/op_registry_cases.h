@@ -1,6 +1,7 @@
 // What the files that fill the op registry share (op_registry.cpp: the U-Net's and the
-// diffusion's cases; op_registry_inception.cpp: the evaluation network's): the test
-// data stream and the helpers that make a case.
+// optimizer's cases; op_registry_inception.cpp: the evaluation network's;
+// op_registry_diffusion.cpp: the diffusion kernels'): the test data stream and the
+// helpers that make a case.
 #pragma once
 
 #include <cstdint>
@@ -42,5 +43,7 @@ void add_linear(std::vector<OpCase>& cases, Data& data, const std::string& where
 
 // The Inception's ops on its shapes (op_registry_inception.cpp).
 void add_inception_cases(std::vector<OpCase>& cases, Data& data);
+// The diffusion kernels on the CIFAR10 model's shapes (op_registry_diffusion.cpp).
+void add_diffusion_cases(std::vector<OpCase>& cases, Data& data);
 
 }  // namespace ddpm::test::cases

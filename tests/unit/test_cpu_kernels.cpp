@@ -7,12 +7,14 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <map>
 #include <memory>
 #include <set>
 
 #include "core/cpu/conv2d_winograd.h"
 #include "core/cpu/cpu_ops.h"
 #include "core/cpu/vec_math.h"
+#include "core/diffusion_ops.h"
 #include "core/rng.h"
 #include "gradcheck.h"
 #include "op_registry.h"
@@ -266,7 +268,7 @@ BOOST_AUTO_TEST_CASE(timestep_embedding_matches_formula) {
   BOOST_TEST(rel_error(out, want) < 1e-5);
 }
 
-// The conversion training uses (Trainer: Ops::images_to_model on the loader's pixels):
+// The conversion training uses (TrainStep: images_to_model on the loader's pixels):
 // x / 127.5 - 1 in float, for every byte value. The endpoints are exact; every value is
 // within half an ulp of 1 (2^-24, the rounding of the subtraction) of the exact one; and
 // the bits are those of the float formula, so no backend or refactor changes a number.
@@ -274,7 +276,7 @@ BOOST_AUTO_TEST_CASE(images_to_model_is_x_over_127_5_minus_1) {
   std::vector<uint8_t> pixels(256 * 3);
   for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = static_cast<uint8_t>(i % 256);
   std::vector<float> out(pixels.size());
-  ops().images_to_model(out.data(), pixels.data(), static_cast<int64_t>(pixels.size()));
+  ops().diffusion().images_to_model(out.data(), pixels.data(), static_cast<int64_t>(pixels.size()));
   BOOST_TEST(out[0] == -1.0f);
   BOOST_TEST(out[255] == 1.0f);
   for (size_t i = 0; i < pixels.size(); ++i) {
@@ -303,18 +305,28 @@ BOOST_AUTO_TEST_CASE(every_registry_case_matches_its_plain_reference) {
   }
 }
 
-// Every Ops method core/ops.h declares has a registry case (or is used by every case to
-// move tensors, or computes nothing), and every method a case names exists.
-BOOST_AUTO_TEST_CASE(every_ops_method_has_a_registry_case) {
-  const std::vector<std::string> declared = test::declared_ops_methods();
-  BOOST_TEST(declared.size() >= 30u);  // the parser found the interface
+// Every method the backend interfaces declare (Ops in core/ops.h, DiffusionOps in
+// core/diffusion_ops.h) has a registry case (or is used by every case to move tensors,
+// or computes nothing), and every method a case names exists, in one interface only.
+BOOST_AUTO_TEST_CASE(every_backend_method_has_a_registry_case) {
+  const std::vector<test::DeclaredMethod> declared = test::declared_backend_methods();
+  std::map<std::string, std::string> interface_of;
+  std::map<std::string, int> per_interface;
+  for (const test::DeclaredMethod& m : declared) {
+    BOOST_TEST(interface_of.emplace(m.name, m.interface).second, m.name << " is declared twice");
+    ++per_interface[m.interface];
+  }
+  BOOST_TEST(per_interface["Ops"] >= 30);  // the parser found the interfaces
+  BOOST_TEST(per_interface["DiffusionOps"] >= 8);
   std::set<std::string> covered(test::methods_every_case_runs().begin(), test::methods_every_case_runs().end());
   covered.insert(test::methods_without_computation().begin(), test::methods_without_computation().end());
   for (const test::OpCase& c : test::op_cases()) {
     for (const std::string& m : c.methods) {
-      BOOST_TEST((std::find(declared.begin(), declared.end(), m) != declared.end()), c.label() << ": no Ops::" << m);
+      BOOST_TEST(interface_of.count(m) == 1u, c.label() << ": no backend method " << m);
       covered.insert(m);
     }
   }
-  for (const std::string& m : declared) BOOST_TEST(covered.count(m) == 1u, "Ops::" << m << " has no case");
+  for (const auto& [name, interface] : interface_of) {
+    BOOST_TEST(covered.count(name) == 1u, interface << "::" << name << " has no case");
+  }
 }

@@ -16,6 +16,7 @@
 #include "core/common.h"
 #include "core/config.h"
 #include "core/diffusion.h"
+#include "core/diffusion_ops.h"
 #include "core/h5.h"
 
 using namespace ddpm;
@@ -98,28 +99,34 @@ std::vector<std::string> split_commas(const std::string& s) {
   return out;
 }
 
-const std::vector<double>& table_by_name(const Diffusion& large, const Diffusion& small, const std::string& name) {
-  const DiffusionTables& tb = large.tables();
-  static const std::map<std::string, std::vector<double> DiffusionTables::*> kFields = {
-      {"betas", &DiffusionTables::betas},
-      {"alphas_cumprod", &DiffusionTables::alphas_cumprod},
-      {"alphas_cumprod_prev", &DiffusionTables::alphas_cumprod_prev},
-      {"sqrt_alphas_cumprod", &DiffusionTables::sqrt_alphas_cumprod},
-      {"sqrt_one_minus_alphas_cumprod", &DiffusionTables::sqrt_one_minus_alphas_cumprod},
-      {"log_one_minus_alphas_cumprod", &DiffusionTables::log_one_minus_alphas_cumprod},
-      {"sqrt_recip_alphas_cumprod", &DiffusionTables::sqrt_recip_alphas_cumprod},
-      {"sqrt_recipm1_alphas_cumprod", &DiffusionTables::sqrt_recipm1_alphas_cumprod},
-      {"posterior_variance", &DiffusionTables::posterior_variance},
-      {"posterior_log_variance_clipped", &DiffusionTables::posterior_log_variance_clipped},
-      {"posterior_mean_coef1", &DiffusionTables::posterior_mean_coef1},
-      {"posterior_mean_coef2", &DiffusionTables::posterior_mean_coef2},
+// The named table of T values (model_log_variance of either variance type).
+std::vector<double> table_by_name(const Diffusion& large, const Diffusion& small, const std::string& name) {
+  static const std::map<std::string, const double* DiffusionTable::*> kFields = {
+      {"betas", &DiffusionTable::betas},
+      {"alphas_cumprod", &DiffusionTable::alphas_cumprod},
+      {"alphas_cumprod_prev", &DiffusionTable::alphas_cumprod_prev},
+      {"sqrt_alphas_cumprod", &DiffusionTable::sqrt_alphas_cumprod},
+      {"sqrt_one_minus_alphas_cumprod", &DiffusionTable::sqrt_one_minus_alphas_cumprod},
+      {"log_one_minus_alphas_cumprod", &DiffusionTable::log_one_minus_alphas_cumprod},
+      {"sqrt_recip_alphas_cumprod", &DiffusionTable::sqrt_recip_alphas_cumprod},
+      {"sqrt_recipm1_alphas_cumprod", &DiffusionTable::sqrt_recipm1_alphas_cumprod},
+      {"posterior_variance", &DiffusionTable::posterior_variance},
+      {"posterior_log_variance_clipped", &DiffusionTable::posterior_log_variance_clipped},
+      {"posterior_mean_coef1", &DiffusionTable::posterior_mean_coef1},
+      {"posterior_mean_coef2", &DiffusionTable::posterior_mean_coef2},
   };
-  if (name == "model_log_variance_fixedlarge") return large.tables().model_log_variance;
-  if (name == "model_log_variance_fixedsmall") return small.tables().model_log_variance;
+  const DiffusionTable& tb = large.table();
+  const double* values = nullptr;
+  if (name == "model_log_variance_fixedlarge") values = tb.model_log_variance;
+  if (name == "model_log_variance_fixedsmall") values = small.table().model_log_variance;
   const auto it = kFields.find(name);
-  BOOST_REQUIRE_MESSAGE(it != kFields.end(), "unknown table " << name);
-  return tb.*(it->second);
+  if (it != kFields.end()) values = tb.*(it->second);
+  BOOST_REQUIRE_MESSAGE(values != nullptr, "unknown table " << name);
+  return std::vector<double>(values, values + tb.num_timesteps);
 }
+
+// The kernels the host functions run (core/diffusion_ops.h): the CPU backend's.
+DiffusionOps& kernels() { return host_diffusion_ops(); }
 
 // The fixed single-step inputs of /process.
 struct ProcessInputs {
@@ -152,7 +159,7 @@ BOOST_AUTO_TEST_CASE(schedule_tables_match_numpy) {
         const std::vector<std::string> names = split_commas(f.read_attr_str(group, "names"));
         BOOST_REQUIRE_EQUAL(golden.size(), names.size() * index.size());
         for (size_t k = 0; k < names.size(); ++k) {
-          const std::vector<double>& table = table_by_name(large, small, names[k]);
+          const std::vector<double> table = table_by_name(large, small, names[k]);
           BOOST_REQUIRE_EQUAL(static_cast<int>(table.size()), T);
           const auto row = golden.begin() + static_cast<std::ptrdiff_t>(k * index.size());
           std::vector<double> ours, expected(row, row + static_cast<std::ptrdiff_t>(index.size()));
@@ -169,7 +176,7 @@ BOOST_AUTO_TEST_CASE(q_of_x_t_given_x0_is_t_single_steps) {
   // and variance v_s = (1 - β_s) v_{s-1} + β_s; eq. 4 says these are sqrt(ᾱ_t) and 1 - ᾱ_t.
   for (const char* schedule : {"linear", "cosine", "warmup10"}) {
     const Diffusion d(make_config(schedule, 1000, "eps", "fixedlarge"));
-    const DiffusionTables& tb = d.tables();
+    const DiffusionTable& tb = d.table();
     double mean_coef = 1.0, variance = 0.0;
     for (int t = 0; t < 1000; ++t) {
       mean_coef *= std::sqrt(1.0 - tb.betas[t]);
@@ -202,7 +209,7 @@ BOOST_AUTO_TEST_CASE(single_step_quantities_match_numpy) {
     const Diffusion d(make_config("linear", 1000, "eps", "fixedlarge"));
     std::vector<float> out(ND);
     std::vector<double> var(N), log_var(N), prior(N);
-    d.q_sample(out.data(), in.x0.data(), in.noise.data(), in.t.data(), N, D);
+    kernels().q_sample(d.table(), out.data(), in.x0.data(), in.noise.data(), in.t.data(), N, D);
     check_close(out, read_f32(f, "process/q_sample"), 1e-6, 1e-2, "q_sample");
     d.q_mean_variance(out.data(), var.data(), log_var.data(), in.x0.data(), in.t.data(), N, D);
     check_close(out, read_f32(f, "process/q_mean"), 1e-6, 1e-2, "q_mean");
@@ -211,7 +218,7 @@ BOOST_AUTO_TEST_CASE(single_step_quantities_match_numpy) {
     check_close(out, read_f32(f, "process/posterior_mean"), 1e-6, 1e-2, "posterior_mean");
     check_close(var, read_f64(f, "process/posterior_variance"), 1e-12, 1e-300, "posterior_variance");
     check_close(log_var, read_f64(f, "process/posterior_log_variance_clipped"), 1e-12, 1e-300, "posterior_logvar");
-    d.prior_bpd(prior.data(), in.x0.data(), N, D);
+    kernels().prior_bpd(d.table(), prior.data(), in.x0.data(), N, D);
     check_close(prior, read_f64(f, "process/prior_bpd"), 1e-6, 1e-12, "prior_bpd");
   }
   for (const char* mean_type : {"eps", "xstart", "xprev"}) {
@@ -231,24 +238,24 @@ BOOST_AUTO_TEST_CASE(single_step_quantities_match_numpy) {
           check_close(log_var, read_f64(f, g + "model_log_variance"), 1e-12, 1e-300, "model_log_variance");
           d.predict_xstart(xstart.data(), model_out.data(), in.x_t.data(), in.t.data(), N, D, clip);
           check_close(xstart, read_f32(f, g + "pred_xstart" + sfx), 1e-6, 1e-2, "predict_xstart" + sfx);
-          d.vb_terms_bpd(terms.data(), nullptr, nullptr, model_out.data(), in.x0.data(), in.x_t.data(), in.t.data(),
-                         N, D, clip, 0.0);
+          kernels().vb_terms_bpd(d.table(), terms.data(), nullptr, nullptr, nullptr, model_out.data(), in.x0.data(),
+                                 in.x_t.data(), in.t.data(), N, D, clip, 0.0);
           check_close(terms, read_f64(f, g + "vb_terms" + sfx), 1e-6, 1e-12, "vb_terms" + sfx);
         }
         const Diffusion mse(make_config("linear", 1000, mean_type, var_type, "mse"));
-        mse.training_losses(terms.data(), grad.data(), model_out.data(), in.x0.data(), in.x_t.data(),
-                            in.noise.data(), in.t.data(), N, D, 1.0 / N);
+        kernels().training_losses(mse.table(), terms.data(), grad.data(), model_out.data(), in.x0.data(), in.x_t.data(),
+                                  in.noise.data(), in.t.data(), N, D, 1.0 / N);
         check_close(terms, read_f64(f, g + "mse"), 1e-6, 1e-12, "mse loss");
         check_close(grad, read_f32(f, g + "grad_mse"), 1e-5, 1e-3, "mse gradient vs numpy finite differences");
         const Diffusion kl(make_config("linear", 1000, mean_type, var_type, "kl"));
-        kl.training_losses(terms.data(), grad.data(), model_out.data(), in.x0.data(), in.x_t.data(),
-                           in.noise.data(), in.t.data(), N, D, 1.0 / N);
+        kernels().training_losses(kl.table(), terms.data(), grad.data(), model_out.data(), in.x0.data(), in.x_t.data(),
+                                  in.noise.data(), in.t.data(), N, D, 1.0 / N);
         check_close(terms, read_f64(f, g + "vb_terms"), 1e-6, 1e-12, "kl loss");
         check_close(grad, read_f32(f, g + "grad_kl"), 1e-4, 1e-3, "kl gradient vs numpy finite differences");
         // Algorithm 2: x_{t-1} = μ_θ + σ_t z, nothing added at t = 0
         std::vector<float> x_prev(ND);
-        mse.p_sample(x_prev.data(), xstart.data(), model_out.data(), in.x_t.data(), in.sample_noise.data(),
-                     in.t.data(), N, D);
+        kernels().p_sample(mse.table(), x_prev.data(), xstart.data(), model_out.data(), in.x_t.data(),
+                           in.sample_noise.data(), in.t.data(), N, D);
         check_close(x_prev, read_f32(f, g + "p_sample"), 1e-6, 1e-2, "p_sample");
         check_close(xstart, read_f32(f, g + "pred_xstart_clipped"), 1e-6, 1e-2, "p_sample's pred_xstart");
       }
@@ -274,14 +281,14 @@ BOOST_AUTO_TEST_CASE(loss_gradients_match_finite_differences) {
           std::vector<double> losses(N);
           std::vector<float> grad(out.size());
           auto batch_loss = [&]() {
-            d.training_losses(losses.data(), nullptr, out.data(), in.x0.data(), in.x_t.data(), in.noise.data(),
-                              in.t.data(), N, D, 0.0);
+            kernels().training_losses(d.table(), losses.data(), nullptr, out.data(), in.x0.data(), in.x_t.data(),
+                                      in.noise.data(), in.t.data(), N, D, 0.0);
             double s = 0.0;
             for (double l : losses) s += l;
             return s / N;
           };
-          d.training_losses(losses.data(), grad.data(), out.data(), in.x0.data(), in.x_t.data(), in.noise.data(),
-                            in.t.data(), N, D, 1.0 / N);
+          kernels().training_losses(d.table(), losses.data(), grad.data(), out.data(), in.x0.data(), in.x_t.data(),
+                                    in.noise.data(), in.t.data(), N, D, 1.0 / N);
           std::vector<double> numeric(out.size());
           for (size_t i = 0; i < out.size(); ++i) {
             const float saved = out[i];
@@ -311,8 +318,10 @@ BOOST_AUTO_TEST_CASE(p_sample_adds_no_noise_at_t0) {
   const Diffusion d(make_config("linear", 1000, "eps", "fixedlarge"));
   std::vector<float> a(out.size()), b(out.size()), mean(out.size()), other_noise(in.sample_noise);
   for (float& z : other_noise) z = -3.0f * z + 1.0f;
-  d.p_sample(a.data(), nullptr, out.data(), in.x_t.data(), in.sample_noise.data(), in.t.data(), in.N, in.D);
-  d.p_sample(b.data(), nullptr, out.data(), in.x_t.data(), other_noise.data(), in.t.data(), in.N, in.D);
+  kernels().p_sample(d.table(), a.data(), nullptr, out.data(), in.x_t.data(), in.sample_noise.data(), in.t.data(), in.N,
+                     in.D);
+  kernels().p_sample(d.table(), b.data(), nullptr, out.data(), in.x_t.data(), other_noise.data(), in.t.data(), in.N,
+                     in.D);
   d.p_mean_variance(mean.data(), nullptr, nullptr, nullptr, out.data(), in.x_t.data(), in.t.data(), in.N, in.D, true);
   for (int n = 0; n < in.N; ++n) {
     const int64_t first = n * in.D;
@@ -352,14 +361,34 @@ BOOST_AUTO_TEST_CASE(ddim_steps_match_numpy) {
     for (double eta : {0.0, 0.5, 1.0}) {
       BOOST_TEST_CONTEXT(mean_type << " eta=" << eta) {
         std::vector<float> x_prev(x_t.size());
-        d.ddim_sample(x_prev.data(), nullptr, out.data(), x_t.data(), eta == 0.0 ? nullptr : noise.data(), t.data(),
-                      t_prev.data(), N, D, eta);
+        kernels().ddim_sample(d.table(), x_prev.data(), nullptr, out.data(), x_t.data(),
+                              eta == 0.0 ? nullptr : noise.data(), t.data(), t_prev.data(), N, D, eta);
         std::ostringstream name;
         name << "ddim/" << mean_type << "_eta" << eta;
         check_close(x_prev, read_f32(f, name.str()), 1e-6, 1e-2, name.str());
       }
     }
   }
+}
+
+BOOST_AUTO_TEST_CASE(ddim_needs_noise_only_where_a_step_adds_some) {
+  // The step to x_0 adds no noise whatever η (the sampler's last step passes none); a
+  // step to t_prev >= 0 with η > 0 refuses to run without it.
+  const int N = 2;
+  const int64_t D = 5;
+  const std::vector<float> x_t{0.1f, -0.4f, 0.9f, 0.3f, -1.2f, 0.7f, 0.0f, 2.0f, -0.5f, 0.25f};
+  const std::vector<float> out{0.3f, 0.2f, -0.1f, 0.6f, -0.9f, 0.4f, 1.1f, -0.2f, 0.05f, -0.7f};
+  const std::vector<int> t{3, 40}, to_x0{-1, -1}, to_earlier{2, 20};
+  const Diffusion d(make_config("linear", 1000, "eps", "fixedlarge"));
+  std::vector<float> deterministic(N * D), noisy_eta(N * D);
+  kernels().ddim_sample(d.table(), deterministic.data(), nullptr, out.data(), x_t.data(), nullptr, t.data(),
+                        to_x0.data(), N, D, 0.0);
+  kernels().ddim_sample(d.table(), noisy_eta.data(), nullptr, out.data(), x_t.data(), nullptr, t.data(),
+                        to_x0.data(), N, D, 0.5);
+  BOOST_TEST(noisy_eta == deterministic, boost::test_tools::per_element());
+  BOOST_CHECK_THROW(kernels().ddim_sample(d.table(), noisy_eta.data(), nullptr, out.data(), x_t.data(), nullptr,
+                                          t.data(), to_earlier.data(), N, D, 0.5),
+                    Error);
 }
 
 BOOST_AUTO_TEST_CASE(ddim_with_eta_one_on_every_step_is_ancestral_sampling) {
@@ -372,9 +401,10 @@ BOOST_AUTO_TEST_CASE(ddim_with_eta_one_on_every_step_is_ancestral_sampling) {
   std::vector<int> t_prev(in.t);
   for (int& tp : t_prev) tp -= 1;
   std::vector<float> ddim(out.size()), ancestral(out.size());
-  d.ddim_sample(ddim.data(), nullptr, out.data(), in.x_t.data(), in.sample_noise.data(), in.t.data(),
-                t_prev.data(), in.N, in.D, 1.0);
-  d.p_sample(ancestral.data(), nullptr, out.data(), in.x_t.data(), in.sample_noise.data(), in.t.data(), in.N, in.D);
+  kernels().ddim_sample(d.table(), ddim.data(), nullptr, out.data(), in.x_t.data(), in.sample_noise.data(), in.t.data(),
+                        t_prev.data(), in.N, in.D, 1.0);
+  kernels().p_sample(d.table(), ancestral.data(), nullptr, out.data(), in.x_t.data(), in.sample_noise.data(),
+                     in.t.data(), in.N, in.D);
   check_close(ddim, ancestral, 2e-6, 1.0, "DDIM(eta=1) vs p_sample");
 }
 

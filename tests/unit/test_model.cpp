@@ -299,6 +299,21 @@ BOOST_AUTO_TEST_CASE(progressive_snapshots_keep_t_multiple_of_k_down_to_the_samp
   BOOST_TEST(test::rel_error(first, std::vector<double>(out.begin(), out.end())) > 1e-3);  // t = 90: far from it
 }
 
+BOOST_AUTO_TEST_CASE(ddim_with_noise_runs_to_the_end) {
+  // η > 0 adds noise on every step but the last (to x_0), which gets none.
+  SamplerOptions so;
+  so.kind = "ddim", so.steps = 5, so.seed = 4;
+  TinySampler deterministic(50, so, 7);
+  so.eta = 0.5;
+  TinySampler noisy(50, so, 7);
+  const int n = 2;
+  std::vector<float> a(n * deterministic.img), b(n * noisy.img);
+  deterministic.sampler.sample(deterministic.weights, 0, n, a.data(), nullptr);
+  noisy.sampler.sample(noisy.weights, 0, n, b.data(), nullptr);
+  for (float v : b) BOOST_REQUIRE(std::isfinite(v));
+  BOOST_TEST(test::rel_error(b, std::vector<double>(a.begin(), a.end())) > 1e-3);
+}
+
 BOOST_AUTO_TEST_CASE(denoising_with_shared_noise_treats_equal_items_alike) {
   // Interpolation's decoder: every item of the batch gets the same reverse noise, so
   // two equal latents decode to the same image, in any batch and alone.

@@ -108,6 +108,7 @@ class CpuOps final : public Ops {
   double sum_squares(const float* x, int64_t n) override;
   void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
                        const AdamStep& s) override;
+  DiffusionOps& diffusion() override;  // host_diffusion_ops(), diffusion.cpp
 
   ~CpuOps() override;
 
@@ -131,7 +132,9 @@ class CpuOps final : public Ops {
 
   // Row-major C [M, N] (+= when accumulate) = alpha op(A) op(B), op(A) [M, K], op(B)
   // [K, N], through a oneDNN matmul primitive built on the first call of each shape
-  // (matmul.cpp). Same arguments as CudaOps::gemm, less the batch.
+  // (matmul.cpp). Not CudaOps::gemm's arguments: that one is column-major (cuBLAS's
+  // convention), takes beta and batches with strides; this one takes accumulate for
+  // beta 0 or 1 and one matrix (attention loops over the images itself).
   // In bf16 both operands are rounded to bf16 copies first (kSlotGemmA/B).
   void gemm(bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, float alpha, const float* A, int64_t lda,
             const float* B, int64_t ldb, bool accumulate, float* C, int64_t ldc);

@@ -32,7 +32,6 @@ constexpr size_t kCublasWorkspaceBytes = size_t{32} << 20;
 
 CudaOps::CudaOps(int device, Precision precision) : device_(device), precision_(precision) {
   DDPM_CHECK_CUDA(cudaSetDevice(device_));
-  DDPM_CHECK_CUDA(cudaDeviceGetAttribute(&sm_count_, cudaDevAttrMultiProcessorCount, device_));
   DDPM_CHECK_CUDA(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
   DDPM_CHECK_CUBLAS(cublasCreate(&cublas_));
   DDPM_CHECK_CUBLAS(cublasSetStream(cublas_, stream_));
@@ -44,6 +43,7 @@ CudaOps::CudaOps(int device, Precision precision) : device_(device), precision_(
   DDPM_CHECK_CUDNN(cudnnCreate(&cudnn_));
   DDPM_CHECK_CUDNN(cudnnSetStream(cudnn_, stream_));
   scratch_.resize(kSlotCount);
+  diffusion_ = make_cuda_diffusion_ops(*this);
 }
 
 CudaOps::~CudaOps() {

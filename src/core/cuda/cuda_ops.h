@@ -1,5 +1,6 @@
 // The CUDA backend: one GPU, one stream, every Ops method as a kernel on that stream
-// (cuDNN for convolutions, cuBLAS for matrix products, src/core/cuda/*.cu for the rest).
+// (cuDNN for convolutions, cuBLAS for matrix products, src/core/cuda/*.cu for the rest),
+// and the diffusion kernels (core/diffusion_ops.h) on the same stream (diffusion.cu).
 // Each layer family lives in the file named like its CPU half (conv2d.cu next to
 // cpu/conv2d.cpp, ...); this header is the class they all implement.
 //
@@ -23,10 +24,12 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
 #include "core/cuda/cuda_check.h"
+#include "core/diffusion_ops.h"
 #include "core/ops.h"
 #include "core/precision.h"
 #include "core/scratch_slots.h"
@@ -100,19 +103,7 @@ class CudaOps final : public Ops {
   void adam_ema_update(float* param, float* m, float* v, float* ema, const float* grad, int64_t n,
                        const AdamStep& s) override;
 
-  void fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose, uint32_t sub_id,
-                   uint32_t step, uint32_t first_index) override;
-  void images_to_model(float* out, const uint8_t* pixels_host, int64_t n) override;
-  void q_sample(const Diffusion& d, float* x_t, const float* x0, const float* noise, const int* t, int N,
-                int64_t per_example) override;
-  void training_losses(const Diffusion& d, double* losses, float* grad, const float* model_out, const float* x0,
-                       const float* x_t, const float* noise, const int* t, int N, int64_t per_example,
-                       double grad_weight) override;
-  void p_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out, const float* x_t,
-                const float* noise, const int* t, int N, int64_t per_example) override;
-  void ddim_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out, const float* x_t,
-                   const float* noise, const int* t, const int* t_prev, int N, int64_t per_example,
-                   double eta) override;
+  DiffusionOps& diffusion() override { return *diffusion_; }
 
   void run_graph(int key, const std::function<void()>& work) override;
   void drop_graphs() override;
@@ -122,7 +113,6 @@ class CudaOps final : public Ops {
   Precision precision() const override { return precision_; }
   cudaStream_t stream() const { return stream_; }
   cudnnHandle_t cudnn() const { return cudnn_; }
-  int multiprocessors() const { return sm_count_; }
   // Scratch slot `slot` of at least `bytes` bytes, valid until the next request of the
   // same slot. Growing is refused while a graph is being captured.
   void* scratch(int slot, size_t bytes);
@@ -161,7 +151,6 @@ class CudaOps final : public Ops {
 
   int device_;
   Precision precision_;
-  int sm_count_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   cudnnHandle_t cudnn_ = nullptr;
@@ -170,6 +159,10 @@ class CudaOps final : public Ops {
   uint64_t scratch_epoch_ = 0;  // bumped whenever a slot moves: captured graphs are stale
   std::map<int, Graph> graphs_;
   std::map<std::string, ConvPlan> conv_plans_;
+  std::unique_ptr<DiffusionOps> diffusion_;  // on this stream and scratch
 };
+
+// The diffusion kernels on `ops`' device (diffusion.cu).
+std::unique_ptr<DiffusionOps> make_cuda_diffusion_ops(CudaOps& ops);
 
 }  // namespace ddpm

@@ -1,16 +1,16 @@
-// The diffusion process on the GPU: the Ops methods that core/diffusion.cpp implements
-// on the host, built the same way: per-example coefficients gathered on the host from
-// the float64 tables (the *_coefs functions of core/diffusion.h), uploaded, then one
-// elementwise kernel that evaluates the formula of core/diffusion_math.h, the very
-// function the host runs (outputs agree with the CPU to double rounding: see that
-// header on FMA contraction). The noise is the counter-based Philox /
-// Box-Muller of core/rng.h.
+// The diffusion kernels on the GPU (core/diffusion_ops.h), built as cpu/diffusion.cpp
+// builds them: per-example coefficients gathered on the host from the float64 table
+// (core/diffusion_table.h), uploaded, then one elementwise kernel that evaluates the
+// formula of core/diffusion_math.h, the very function the host runs (outputs agree with
+// the CPU to double rounding: see that header on FMA contraction). The noise is the
+// counter-based Philox / Box-Muller of core/rng.h. The variational bound (the kl loss,
+// vb_terms_bpd, prior_bpd) runs the host kernels through host copies: rare, and exact.
 #include <algorithm>
 #include <cmath>
 #include <vector>
 
 #include "core/cuda/kernels.cuh"
-#include "core/diffusion.h"
+#include "core/diffusion_ops.h"
 
 namespace ddpm {
 namespace {
@@ -23,6 +23,28 @@ template <typename T>
 const T* upload_coefs(CudaOps& ops, const std::vector<T>& coefs) {
   return static_cast<const T*>(ops.upload_to_scratch(kSlotCoefs, coefs.data(), sizeof(T) * coefs.size()));
 }
+
+// A host copy of n floats of device memory (empty for null): downloaded when `read`,
+// uploaded back by write_back.
+class HostCopy {
+ public:
+  HostCopy(CudaOps& ops, const float* device, int64_t n, bool read)
+      : ops_(ops), device_(const_cast<float*>(device)), n_(n) {
+    if (device == nullptr) return;
+    host_.resize(static_cast<size_t>(n));
+    if (read) ops.download(host_.data(), device, n);
+  }
+  float* get() { return device_ != nullptr ? host_.data() : nullptr; }
+  void write_back() {
+    if (device_ != nullptr) ops_.upload(device_, host_.data(), n_);
+  }
+
+ private:
+  CudaOps& ops_;
+  float* device_;
+  int64_t n_;
+  std::vector<float> host_;
+};
 
 // --- kernels -----------------------------------------------------------------------------
 
@@ -99,58 +121,84 @@ __global__ void ddim_kernel(float* x_prev, float* pred_xstart, const float* out,
   }
 }
 
-}  // namespace
 
-void CudaOps::fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose, uint32_t sub_id,
-                          uint32_t step, uint32_t first_index) {
+class CudaDiffusionOps final : public DiffusionOps {
+ public:
+  explicit CudaDiffusionOps(CudaOps& ops) : ops_(ops) {}
+  void fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose, uint32_t sub_id,
+                   uint32_t step, uint32_t first_index) override;
+  void images_to_model(float* out, const uint8_t* pixels_host, int64_t n) override;
+  void q_sample(const DiffusionTable& tb, float* x_t, const float* x0, const float* noise, const int* t, int N,
+                int64_t per_example) override;
+  void training_losses(const DiffusionTable& tb, double* losses, float* grad, const float* model_out,
+                       const float* x0, const float* x_t, const float* noise, const int* t, int N,
+                       int64_t per_example, double grad_weight) override;
+  void vb_terms_bpd(const DiffusionTable& tb, double* terms, float* grad, float* pred_xstart, double* xstart_mse,
+                    const float* model_out, const float* x0, const float* x_t, const int* t, int N,
+                    int64_t per_example, bool clip, double grad_weight) override;
+  void prior_bpd(const DiffusionTable& tb, double* prior, const float* x0, int N, int64_t per_example) override;
+  void p_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart, const float* model_out,
+                const float* x_t, const float* noise, const int* t, int N, int64_t per_example) override;
+  void ddim_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart, const float* model_out,
+                   const float* x_t, const float* noise, const int* t, const int* t_prev, int N,
+                   int64_t per_example, double eta) override;
+
+ private:
+  CudaOps& ops_;
+};
+
+void CudaDiffusionOps::fill_normal(float* out, int N, int64_t per_example, uint64_t seed, Purpose purpose,
+                                   uint32_t sub_id, uint32_t step, uint32_t first_index) {
   const u32x2 k = philox_key(seed);
   const int64_t blocks = N * ((per_example + 3) / 4);
   if (blocks == 0) return;
-  fill_normal_kernel<<<grid_for(blocks), kThreads, 0, stream_>>>(out, N, per_example, k, purpose, sub_id, step,
-                                                                 first_index);
+  fill_normal_kernel<<<grid_for(blocks), kThreads, 0, ops_.stream()>>>(out, N, per_example, k, purpose, sub_id, step,
+                                                                       first_index);
   DDPM_CHECK_LAUNCH();
 }
 
-void CudaOps::images_to_model(float* out, const uint8_t* pixels_host, int64_t n) {
+void CudaDiffusionOps::images_to_model(float* out, const uint8_t* pixels_host, int64_t n) {
   if (n <= 0) return;
-  const auto* pixels = static_cast<const uint8_t*>(upload_to_scratch(kSlotBytes, pixels_host, static_cast<size_t>(n)));
-  images_to_model_kernel<<<grid_for(n), kThreads, 0, stream_>>>(out, pixels, n);
+  const auto* pixels =
+      static_cast<const uint8_t*>(ops_.upload_to_scratch(kSlotBytes, pixels_host, static_cast<size_t>(n)));
+  images_to_model_kernel<<<grid_for(n), kThreads, 0, ops_.stream()>>>(out, pixels, n);
   DDPM_CHECK_LAUNCH();
 }
 
-void CudaOps::q_sample(const Diffusion& d, float* x_t, const float* x0, const float* noise, const int* t, int N,
-                       int64_t per_example) {
-  d.check_timesteps(t, N);
+void CudaDiffusionOps::q_sample(const DiffusionTable& tb, float* x_t, const float* x0, const float* noise,
+                                const int* t, int N, int64_t per_example) {
+  check_timesteps(tb, t, N);
   std::vector<QSampleCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = q_sample_coefs(d.tables(), t[n]);
+  for (int n = 0; n < N; ++n) c[n] = q_sample_coefs(tb, t[n]);
   const int64_t total = N * per_example;
-  q_sample_kernel<<<grid_for(total), kThreads, 0, stream_>>>(x_t, x0, noise, upload_coefs(*this, c), per_example,
-                                                             total);
+  q_sample_kernel<<<grid_for(total), kThreads, 0, ops_.stream()>>>(x_t, x0, noise, upload_coefs(ops_, c),
+                                                                   per_example, total);
   DDPM_CHECK_LAUNCH();
 }
 
-void CudaOps::training_losses(const Diffusion& d, double* losses, float* grad, const float* model_out,
-                              const float* x0, const float* x_t, const float* noise, const int* t, int N,
-                              int64_t per_example, double grad_weight) {
-  if (d.loss_type() != LossType::kMse) {  // the variational bound: the host path (rare, exact)
-    Ops::training_losses(d, losses, grad, model_out, x0, x_t, noise, t, N, per_example, grad_weight);
+void CudaDiffusionOps::training_losses(const DiffusionTable& tb, double* losses, float* grad, const float* model_out,
+                                       const float* x0, const float* x_t, const float* noise, const int* t, int N,
+                                       int64_t per_example, double grad_weight) {
+  if (tb.loss_type != LossType::kMse) {  // the variational bound, unclipped as on the host
+    vb_terms_bpd(tb, losses, grad, nullptr, nullptr, model_out, x0, x_t, t, N, per_example, /*clip=*/false,
+                 grad_weight);
     return;
   }
-  d.check_timesteps(t, N);
+  check_timesteps(tb, t, N);
   DDPM_CHECK(N <= 65535, "training_losses: batch ", N);
   std::vector<MseCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = mse_coefs(d.tables(), t[n]);
-  const MseCoefs* coefs = upload_coefs(*this, c);
+  for (int n = 0; n < N; ++n) c[n] = mse_coefs(tb, t[n]);
+  const MseCoefs* coefs = upload_coefs(ops_, c);
   const int64_t chunks = (per_example + kLossChunk - 1) / kLossChunk;
-  double* partial = scratch_as<double>(kSlotReducePartial, N * chunks);
+  double* partial = ops_.scratch_as<double>(kSlotReducePartial, N * chunks);
   const double inv_d = 1.0 / static_cast<double>(per_example);
-  mse_kernel<<<dim3(static_cast<unsigned>(chunks), N), kThreads, 0, stream_>>>(
-      partial, grad, model_out, x0, x_t, noise, coefs, d.mean_type(), per_example, grad_weight,
-      inv_d);
+  mse_kernel<<<dim3(static_cast<unsigned>(chunks), N), kThreads, 0, ops_.stream()>>>(
+      partial, grad, model_out, x0, x_t, noise, coefs, tb.mean_type, per_example, grad_weight, inv_d);
   DDPM_CHECK_LAUNCH();
   std::vector<double> host(static_cast<size_t>(N * chunks));
-  DDPM_CHECK_CUDA(cudaMemcpyAsync(host.data(), partial, sizeof(double) * host.size(), cudaMemcpyDeviceToHost, stream_));
-  DDPM_CHECK_CUDA(cudaStreamSynchronize(stream_));
+  DDPM_CHECK_CUDA(
+      cudaMemcpyAsync(host.data(), partial, sizeof(double) * host.size(), cudaMemcpyDeviceToHost, ops_.stream()));
+  DDPM_CHECK_CUDA(cudaStreamSynchronize(ops_.stream()));
   for (int n = 0; n < N; ++n) {
     double sum = 0.0;
     for (int64_t k = 0; k < chunks; ++k) sum += host[static_cast<size_t>(n * chunks + k)];
@@ -158,30 +206,48 @@ void CudaOps::training_losses(const Diffusion& d, double* losses, float* grad, c
   }
 }
 
-void CudaOps::p_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
-                       const float* x_t, const float* noise, const int* t, int N, int64_t per_example) {
-  d.check_timesteps(t, N);
+void CudaDiffusionOps::vb_terms_bpd(const DiffusionTable& tb, double* terms, float* grad, float* pred_xstart,
+                                    double* xstart_mse, const float* model_out, const float* x0, const float* x_t,
+                                    const int* t, int N, int64_t per_example, bool clip, double grad_weight) {
+  const int64_t n = N * per_example;
+  HostCopy g(ops_, grad, n, false), pred(ops_, pred_xstart, n, false), out(ops_, model_out, n, true),
+      a(ops_, x0, n, true), xt(ops_, x_t, n, true);
+  host_diffusion_ops().vb_terms_bpd(tb, terms, g.get(), pred.get(), xstart_mse, out.get(), a.get(), xt.get(), t, N,
+                                    per_example, clip, grad_weight);
+  g.write_back();
+  pred.write_back();
+}
+
+void CudaDiffusionOps::prior_bpd(const DiffusionTable& tb, double* prior, const float* x0, int N,
+                                 int64_t per_example) {
+  HostCopy a(ops_, x0, N * per_example, true);
+  host_diffusion_ops().prior_bpd(tb, prior, a.get(), N, per_example);
+}
+
+void CudaDiffusionOps::p_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart, const float* model_out,
+                                const float* x_t, const float* noise, const int* t, int N, int64_t per_example) {
+  check_timesteps(tb, t, N);
   std::vector<PSampleCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = p_sample_coefs(d.tables(), d.mean_type(), t[n]);
+  for (int n = 0; n < N; ++n) c[n] = p_sample_coefs(tb, t[n]);
   const int64_t total = N * per_example;
-  p_sample_kernel<<<grid_for(total), kThreads, 0, stream_>>>(x_prev, pred_xstart, model_out, x_t, noise,
-                                                             upload_coefs(*this, c), per_example, total);
+  p_sample_kernel<<<grid_for(total), kThreads, 0, ops_.stream()>>>(x_prev, pred_xstart, model_out, x_t, noise,
+                                                                   upload_coefs(ops_, c), per_example, total);
   DDPM_CHECK_LAUNCH();
 }
 
-void CudaOps::ddim_sample(const Diffusion& d, float* x_prev, float* pred_xstart, const float* model_out,
-                          const float* x_t, const float* noise, const int* t, const int* t_prev, int N,
-                          int64_t per_example, double eta) {
-  d.check_timesteps(t, N);
-  DDPM_CHECK(eta >= 0.0 && eta <= 1.0, "DDIM eta ", eta, " outside [0, 1]");
-  DDPM_CHECK(eta == 0.0 || noise != nullptr, "DDIM with eta > 0 needs noise");
-  std::vector<DdimCoefs> c(N);
-  for (int n = 0; n < N; ++n) c[n] = ddim_coefs(d.tables(), d.mean_type(), t[n], t_prev[n], eta);
-  // With eta = 0 the noise may be null: it is never read (sigma 0).
+void CudaDiffusionOps::ddim_sample(const DiffusionTable& tb, float* x_prev, float* pred_xstart,
+                                   const float* model_out, const float* x_t, const float* noise, const int* t,
+                                   const int* t_prev, int N, int64_t per_example, double eta) {
+  const std::vector<DdimCoefs> c = ddim_step_coefs(tb, t, t_prev, N, eta, noise != nullptr);
+  // Where sigma is 0 the noise may be null: it is never read.
   const int64_t total = N * per_example;
-  ddim_kernel<<<grid_for(total), kThreads, 0, stream_>>>(x_prev, pred_xstart, model_out, x_t, noise,
-                                                         upload_coefs(*this, c), per_example, total);
+  ddim_kernel<<<grid_for(total), kThreads, 0, ops_.stream()>>>(x_prev, pred_xstart, model_out, x_t, noise,
+                                                               upload_coefs(ops_, c), per_example, total);
   DDPM_CHECK_LAUNCH();
 }
+
+}  // namespace
+
+std::unique_ptr<DiffusionOps> make_cuda_diffusion_ops(CudaOps& ops) { return std::make_unique<CudaDiffusionOps>(ops); }
 
 }  // namespace ddpm
