@@ -23,7 +23,7 @@ Sampler::Sampler(UNet& net, Ops& ops, const Diffusion& diffusion, const SamplerO
   }
   if (options.eta < 0 || options.eta > 1) input_error("DDIM eta must be in [0, 1], got ", options.eta);
   const ModelConfig& m = net.config();
-  per_example_ = static_cast<int64_t>(m.resolution) * m.resolution * m.in_channels;
+  per_example_ = m.values_per_image();
   if (m.out_ch != m.in_channels) input_error("sampling needs out_ch == in_channels (the model predicts epsilon)");
 }
 

@@ -99,7 +99,7 @@ BpdSummary evaluate_bpd(World& world, const ModelSource& source, const BpdJob& j
   const int64_t per_rank = (num + W - 1) / W;
   const int64_t first = std::min<int64_t>(num, world.rank() * per_rank);
   const int64_t mine = std::min<int64_t>(num, first + per_rank) - first;
-  const int64_t img = int64_t{mc.resolution} * mc.resolution * mc.in_channels;
+  const int64_t img = mc.values_per_image();
   // Every rank fills its images' rows of the full arrays; a sum over ranks gathers them.
   if (static_cast<double>(num) * T > 1.0e9) input_error("--num ", num, " x T ", T, " terms is too many for one file");
 

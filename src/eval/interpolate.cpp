@@ -63,7 +63,7 @@ void interpolate(const ModelSource& source, const InterpolationJob& job) {
   fs::make_dirs(job.out_dir);
 
   const int R = mc.resolution, C = mc.in_channels, L = job.lambdas;
-  const int64_t img = int64_t{R} * R * C;
+  const int64_t img = mc.values_per_image();
   std::vector<uint8_t> pixels(2 * img), row;
   std::vector<float> x0(2 * img), noise(2 * img), x_t(2 * img), mixes(L * img);
   const Buffer staging(*ops, 2 * img);

@@ -34,8 +34,7 @@ TrainStep::TrainStep(const RunContext& run, Optimizer& optimizer, data::Loader& 
       optimizer_(optimizer),
       loader_(loader),
       hook_(hook),
-      per_example_(static_cast<int64_t>(run.config.model.resolution) * run.config.model.resolution *
-                   run.config.model.in_channels),
+      per_example_(run.config.model.values_per_image()),
       t_(run.local_batch),
       t_float_(run.local_batch),
       losses_(run.local_batch) {
