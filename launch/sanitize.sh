@@ -28,12 +28,14 @@ run_asan() {
   clang_build build-asan -DDDPM_SANITIZE=address,undefined -DDDPM_FUZZ=ON
   timed cmake --build build-asan -j "$cores"
   # test_step_allocations replaces malloc with its own counting one, which ASan's
-  # allocator cannot coexist with; it runs in the normal suite. In test_gradcheck, one
-  # case (an attention q.bias at 2x2) sits at float32 noise, 0.86% under GCC's rounding
-  # and 1.33% under clang's against 1%; the normal suite runs it, here the rest runs.
+  # allocator cannot coexist with; it runs in the normal suite. test_golden_train starts
+  # MPI (a world of one): Open MPI 4.1 unloads the components that hold its own
+  # allocations at MPI_Finalize, so LSan reports them from unknown modules that no
+  # suppression can name; it runs with ASan and UBSan but without the leak check.
   timed ctest --test-dir build-asan --output-on-failure -j "$cores" -L 'unit|fuzz' \
-    -E 'test_step_allocations|test_gradcheck'
-  timed build-asan/tests/unit/test_gradcheck '--run_test=!unet_tiny_pool_resampling'
+    -E 'test_step_allocations|test_golden_train'
+  ASAN_OPTIONS=$ASAN_OPTIONS:detect_leaks=0 timed ctest --test-dir build-asan --output-on-failure \
+    -R '^test_golden_train$'
   DDPM_FUZZ_BUILD=build-asan timed bash bench/fuzz.sh "${DDPM_SANITIZE_FUZZ_SECONDS:-20}"
 }
 

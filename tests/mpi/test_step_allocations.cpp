@@ -33,19 +33,10 @@
 #include <cstdlib>
 #include <new>
 
-#include "core/backend.h"
 #include "core/config.h"
-#include "core/diffusion.h"
 #include "core/library_calls.h"
-#include "core/optim.h"
-#include "core/params.h"
-#include "core/unet.h"
-#include "data/loader.h"
-#include "dist/watchdog.h"
-#include "dist/world.h"
 #include "fixtures.h"
-#include "train/model_buffers.h"
-#include "train/train_step.h"
+#include "one_rank_training.h"
 
 extern "C" {
 void* __libc_malloc(size_t size);
@@ -191,13 +182,6 @@ std::string allocation_sites() {
 
 }  // namespace
 
-// The process's one World (MPI can be initialised once), made by the first case.
-World& world() {
-  auto& suite = boost::unit_test::framework::master_test_suite();
-  static World w(&suite.argc, &suite.argv);
-  return w;
-}
-
 // Counts the allocations of kCountedSteps training steps of the tiny config in
 // `precision` (device.precision) and checks them.
 void count_step_allocations(const std::string& precision) {
@@ -211,30 +195,10 @@ void count_step_allocations(const std::string& precision) {
   const Config cfg =
       load_config(DDPM_SOURCE_DIR "/configs/tiny.yaml", {"data.path=" + dir / "ds", "device.precision=" + precision});
   // Two OpenMP threads, so that the workers' allocations are seen and attributed too.
-  const std::unique_ptr<Ops> ops = make_backend(cfg.device, 0, 2);
-  UNet net(cfg.model);
-  const Diffusion diffusion(cfg.diffusion);
-  Optimizer optimizer(cfg.train);
-  Watchdog watchdog(0, 600, [](const std::string& message) {
-    std::fprintf(stderr, "%s\n", message.c_str());
-    std::abort();
-  });
-  ModelBuffers buffers(*ops, net.layout().size(), /*with_ema=*/true);
-  init_params(net.layout(), buffers.params.get(), cfg.train.seed);
-  buffers.params.changed();
-  buffers.ema.copy_from(buffers.params);
-
-  data::LoaderOptions lo;
-  lo.path = cfg.data.path;
-  lo.global_batch = cfg.train.batch_size;
-  lo.seed = cfg.train.seed;
-  lo.random_flip = cfg.data.random_flip;
-  lo.prefetch_batches = cfg.data.prefetch_batches;
-  data::Loader loader(lo);
+  testing::OneRankTraining run(cfg, 2);
+  TrainStep& step = *run.step;
   const int local_batch = cfg.train.batch_size;
-  net.prepare(*ops, local_batch);
-  const RunContext run{world(), cfg, *ops, net, diffusion, watchdog, buffers, local_batch};
-  TrainStep step(run, optimizer, loader, nullptr);
+  const Ops* ops = run.ops.get();
 
   TrainState state;
   for (int i = 0; i < kWarmupSteps; ++i) BOOST_REQUIRE(step.run(state).applied);

@@ -5,9 +5,11 @@
 #   tests/slurm/cluster.sh DIR COMMAND [ARGS...]
 #
 # makes DIR afresh and starts in it munged (a generated key, its own socket), slurmctld
-# and slurmd on 127.0.0.1 (free ports) from a generated slurm.conf: no cgroups, no
-# accounting, proctrack/linuxproc, task/none, one partition with this machine's CPUs,
-# requeue allowed, short timeouts. Once sinfo shows the node idle it runs COMMAND with
+# and slurmd on 127.0.0.1 (free ports) from a generated slurm.conf; the Unix sockets
+# (munge's, slurmd's spool) live in a short private /tmp/ddpm-slurm.XXXXXX, so DIR may
+# be as deep as any build tree. The cluster has no cgroups, no accounting,
+# proctrack/linuxproc, task/none, one partition with this machine's CPUs, requeue
+# allowed, short timeouts. Once sinfo shows the node idle it runs COMMAND with
 # SLURM_CONF pointing at DIR/slurm.conf (so sbatch, srun, squeue, scontrol use this
 # cluster), then cancels what is left, stops every process it started by its pid,
 # and exits with COMMAND's status, whatever happens (an error, a signal, a timeout).
@@ -37,7 +39,8 @@ for tool in munged slurmctld slurmd sbatch srun squeue sinfo scontrol scancel py
 done
 
 # A cluster left in DIR by a run that was killed outright (SIGKILL leaves no trap):
-# stop its daemons, by the pids it recorded, if they are still those daemons.
+# stop its daemons, by the pids it recorded, if they are still those daemons, and
+# remove its socket directory.
 if [ -f "$dir/run/pids" ]; then
   read -r -a stale <"$dir/run/pids"
   for pid in "${stale[@]}"; do
@@ -46,10 +49,20 @@ if [ -f "$dir/run/pids" ]; then
     esac
   done
 fi
+if [ -f "$dir/run/socket_dir" ]; then
+  stale_sockets=$(cat "$dir/run/socket_dir")
+  case "$stale_sockets" in /tmp/ddpm-slurm.*) rm -rf "$stale_sockets" ;; esac
+fi
 rm -rf "$dir"
-mkdir -p "$dir"/{log,state,spool,munge,run} || skip "cannot make $dir"
+mkdir -p "$dir"/{log,state,run} || skip "cannot make $dir"
 dir=$(cd "$dir" && pwd)
-chmod 755 "$dir/munge"  # munged wants its socket reachable by all
+# Unix socket paths hold 107 bytes, and DIR may lie deep in a build tree (a CI build in
+# /tmp/build-<commit hash>): the sockets (munge's, slurmd's per-step ones in its spool
+# directory) go to a short private directory under /tmp instead, removed at the end.
+sockets=$(mktemp -d /tmp/ddpm-slurm.XXXXXX) || skip "cannot make a socket directory under /tmp"
+echo "$sockets" >"$dir/run/socket_dir"
+mkdir -p "$sockets"/{spool,munge}
+chmod 755 "$sockets" "$sockets/munge"  # munged wants its socket reachable by all
 
 started=()  # pids of the daemons, in start order
 stop_all() {
@@ -81,11 +94,12 @@ stop_all() {
       leftovers+=("$pid"); continue
     fi
     for fd in "$proc"/fd/*; do
-      case "$(readlink "$fd" 2>/dev/null)" in "$dir"/*) leftovers+=("$pid"); break ;; esac
+      case "$(readlink "$fd" 2>/dev/null)" in "$dir"/* | "$sockets"/*) leftovers+=("$pid"); break ;; esac
     done
   done
   [ ${#leftovers[@]} -gt 0 ] && { echo "cluster.sh: killing leftover processes ${leftovers[*]}" >&2
                                    kill -KILL "${leftovers[@]}" 2>/dev/null; }
+  rm -rf "$sockets"
   return 0
 }
 finish() { local s=$?; stop_all; exit "$s"; }
@@ -101,14 +115,12 @@ trap 'on_signal 129' HUP
 
 # --- munge -------------------------------------------------------------------------
 # A generated key: this cluster trusts nothing but itself.
-if ! head -c 1024 /dev/urandom >"$dir/munge/munge.key" || ! chmod 400 "$dir/munge/munge.key"; then
+if ! head -c 1024 /dev/urandom >"$sockets/munge/munge.key" || ! chmod 400 "$sockets/munge/munge.key"; then
   skip "cannot write a munge key"
 fi
-socket="$dir/munge/munge.socket"
-# Unix socket paths (munge's, slurmd's per-step ones in the spool) hold 107 bytes.
-[ ${#dir} -le 80 ] || skip "the cluster directory's path is too long for Unix sockets: $dir"
-munged --foreground --force --socket="$socket" --key-file="$dir/munge/munge.key" \
-  --pid-file="$dir/run/munged.pid" --seed-file="$dir/munge/munged.seed" \
+socket="$sockets/munge/munge.socket"
+munged --foreground --force --socket="$socket" --key-file="$sockets/munge/munge.key" \
+  --pid-file="$dir/run/munged.pid" --seed-file="$sockets/munge/munged.seed" \
   --log-file="$dir/log/munged.log" >>"$dir/log/munged.log" 2>&1 &
 started+=($!)
 for _ in $(seq 1 50); do [ -S "$socket" ] && break; kill -0 "${started[0]}" 2>/dev/null || break; sleep 0.1; done
@@ -145,7 +157,7 @@ AuthType=auth/munge
 AuthInfo=socket=$socket,cred_expire=${DDPM_SLURM_CRED_EXPIRE:-5}
 CredType=cred/munge
 StateSaveLocation=$dir/state
-SlurmdSpoolDir=$dir/spool
+SlurmdSpoolDir=$sockets/spool
 SlurmctldPidFile=$dir/run/slurmctld.pid
 SlurmdPidFile=$dir/run/slurmd.pid
 SlurmctldLogFile=$dir/log/slurmctld.log
@@ -202,7 +214,7 @@ while [ $SECONDS -lt $deadline ]; do
   sleep 0.5
 done
 [ "$state" = idle ] || skip "the node did not become idle within 40 s (sinfo: '${state:-no answer}')"
-echo "cluster.sh: Slurm $(sinfo -V | awk '{print $2}') up in $dir: munged ${started[0]}," \
+echo "cluster.sh: Slurm $(sinfo -V | awk '{print $2}') up in $dir (sockets in $sockets): munged ${started[0]}," \
      "slurmctld ${started[1]}, slurmd ${started[2]}; node $node $cpus CPUs, idle"
 
 # In the background, so that a signal to this script (ctest's timeout, ^C) tears the
